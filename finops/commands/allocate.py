@@ -1,0 +1,63 @@
+"""``finops allocate`` and ``finops run``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from finops.context import HomeOption, open_context
+from finops.errors import BadInputError
+from finops.output import Format, emit
+from finops.progress import info
+
+
+def register(app: typer.Typer, collect_app: typer.Typer) -> None:
+    @app.command("allocate")
+    def allocate_cmd(
+        period: Annotated[list[str] | None, typer.Option(
+            "--period", help="Only these billing periods (YYYY-MM); default all.")] = None,
+        home: HomeOption = None,
+        fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+    ) -> None:
+        """Attribute every dollar to a tenant, team and cost centre; print the reconciliation."""
+        from models.allocation import allocate
+
+        ctx = open_context(home)
+        try:
+            if not ctx.warehouse.has_data("billing"):
+                raise BadInputError(f"no billing data in {ctx.warehouse.home}",
+                                    hint="Run `finops collect ...` or `finops demo` first.")
+            result = allocate(ctx.warehouse, ctx.state, periods=period)
+        finally:
+            ctx.close()
+        recon = pl.DataFrame(
+            {
+                "period": [c.period for c in result.checks],
+                "currency": [c.currency for c in result.checks],
+                "input_billed_cost": [c.input_billed for c in result.checks],
+                "allocated_billed_cost": [c.allocated_billed for c in result.checks],
+                "input_effective_cost": [c.input_effective for c in result.checks],
+                "allocated_effective_cost": [c.allocated_effective for c in result.checks],
+                "reconciled": [c.ok for c in result.checks],
+            }
+        )
+        info(f"run {result.run_id}: {len(result.periods)} periods allocated")
+        emit(recon, fmt, title="Reconciliation: allocated = input, per period and currency",
+             money=[c for c in recon.columns if c.endswith("_cost")])
+        if fmt == Format.table:
+            emit(result.coverage, fmt, title="Coverage by allocation method", money=["effective_cost"])
+
+    @app.command("run")
+    def run_cmd(home: HomeOption = None) -> None:
+        """Run every stage once (allocate, and later detect, recommend) on what is collected."""
+        from finops.pipeline import run_stages
+
+        ctx = open_context(home)
+        try:
+            outcomes = run_stages(ctx.warehouse, ctx.state)
+        finally:
+            ctx.close()
+        if not all(o.ok for o in outcomes):
+            raise typer.Exit(1)

@@ -1,0 +1,42 @@
+"""``finops demo``: generate the demo organisation, run every stage, serve the app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from finops.context import HomeOption, open_context
+from finops.progress import info
+
+
+def register(app: typer.Typer, collect_app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_cmd(
+        seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the "
+                                          "same organisation.")] = 42,
+        scale: Annotated[int | None, typer.Option(
+            "--scale", min=1, help="Generate about this many billing rows (for benchmarks).")] = None,
+        serve: Annotated[bool, typer.Option("--serve/--no-serve",
+                                            help="Serve the app when done.")] = True,
+        port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8501,
+        home: HomeOption = None,
+    ) -> None:
+        """Generate a realistic multi-cloud organisation, run every stage, serve the app."""
+        from collectors.demo import generate_demo
+        from finops.pipeline import run_stages
+
+        ctx = open_context(home)
+        try:
+            summary = generate_demo(ctx.warehouse, ctx.state, seed=seed, scale=scale)
+            info(f"demo organisation written to {ctx.warehouse.home}: "
+                 f"{sum(summary.rows.values()):,} billing rows")
+            outcomes = run_stages(ctx.warehouse, ctx.state)
+        finally:
+            ctx.close()
+        if not all(o.ok for o in outcomes):
+            raise typer.Exit(1)
+        if serve:
+            from finops.commands.app import serve as serve_app
+
+            serve_app(ctx.warehouse.home, port)

@@ -1,0 +1,42 @@
+"""Every stage once, in order: what ``finops run`` and ``finops demo`` do after collecting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from finops.errors import FinopsError
+from finops.progress import info
+from finops.state import State
+from finops.warehouse import Warehouse
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    ok: bool
+    message: str
+
+
+def _allocate(wh: Warehouse, state: State) -> str:
+    from models.allocation import allocate
+
+    result = allocate(wh, state)
+    return f"{len(result.periods)} periods allocated, totals preserved"
+
+
+STAGES: list[tuple[str, Callable[[Warehouse, State], str]]] = [
+    ("allocate", _allocate),
+]
+
+
+def run_stages(wh: Warehouse, state: State) -> list[StageOutcome]:
+    """Run each stage; one stage failing is reported and the rest still run."""
+    outcomes = []
+    for name, stage in STAGES:
+        try:
+            outcomes.append(StageOutcome(name, True, stage(wh, state)))
+        except FinopsError as exc:
+            outcomes.append(StageOutcome(name, False, str(exc)))
+        info(f"{name}: {'ok' if outcomes[-1].ok else 'FAILED'}: {outcomes[-1].message}")
+    return outcomes

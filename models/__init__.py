@@ -1,0 +1,1 @@
+"""Models over the warehouse: attribution, showback, query cost, forecasts, right-sizing."""

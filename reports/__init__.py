@@ -1,0 +1,1 @@
+"""The weekly report: build data, render HTML, deliver over SMTP, schedule."""
