@@ -50,7 +50,7 @@ def source_id_for(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "-", stem).strip("-.") or "focus"
 
 
-def _header(path: Path) -> list[str]:
+def check_header(path: Path) -> list[str]:
     names = [n.strip().lstrip("\ufeff") for n in columns_of(path)]
     renamed = [RENAMED_COLUMNS.get(n, n) for n in names]
     missing = [c for c in REQUIRED if c not in renamed]
@@ -141,7 +141,7 @@ def collect_focus(
     files = find_files(path, what=WHAT)
     notes = []
     for f in files:
-        names = _header(f)
+        names = check_header(f)
         extra = [n for n in names if RENAMED_COLUMNS.get(n, n) not in BY_NAME and not n.startswith("x_")]
         if extra:
             notes.append(f"{f.name}: kept non-FOCUS column(s) {', '.join(extra)} as "

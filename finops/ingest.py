@@ -9,6 +9,8 @@ If anything fails before the first partition is replaced, the warehouse is as it
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -107,7 +109,7 @@ class Reconciliation:
     period: str
     currency: str
     source_billed: Decimal
-    source_effective: Decimal
+    source_effective: Decimal | None  # None: the source has no effective (amortised) column
     stored_billed: Decimal
     stored_effective: Decimal
     set_aside_billed: Decimal
@@ -135,16 +137,18 @@ class IngestResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _totals(lf: pl.LazyFrame) -> dict[tuple[str, str], tuple[Decimal, Decimal, int]]:
+def _totals(lf: pl.LazyFrame) -> dict[tuple[str, str], tuple[Decimal, Decimal | None, int]]:
+    """Sums per period and currency; EffectiveCost is None where the source has none."""
+    effective = pl.col("EffectiveCost")
     df = (
         lf.group_by(PERIOD, "BillingCurrency")
-        .agg(pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.len().alias("rows"))
+        .agg(pl.col("BilledCost").sum(),
+             pl.when(effective.count() > 0).then(effective.sum()).alias("EffectiveCost"),
+             pl.len().alias("rows"))
         .collect(engine="streaming")
     )
     return {
-        (r[PERIOD], r["BillingCurrency"]): (
-            r["BilledCost"] or Decimal(0), r["EffectiveCost"] or Decimal(0), r["rows"]
-        )
+        (r[PERIOD], r["BillingCurrency"]): (r["BilledCost"] or Decimal(0), r["EffectiveCost"], r["rows"])
         for r in df.iter_rows(named=True)
     }
 
@@ -181,11 +185,12 @@ def ingest_billing(
                     step.advance(item.label)
                     continue
                 seen[digest] = item.label
+                plain = _plain(item, staging / f"input-{n:05d}.csv")
                 out = staging / f"input-{n:05d}.parquet"
-                lf = build(item).with_columns(pl.col(PERIOD).cast(pl.String))
+                lf = build(plain).with_columns(pl.col(PERIOD).cast(pl.String))
                 try:
                     lf.sink_parquet(out, engine="streaming")
-                    source_parts.append(source_totals(item).collect(engine="streaming"))
+                    source_parts.append(source_totals(plain).collect(engine="streaming"))
                 except pl.exceptions.PolarsError as exc:
                     raise BadInputError(
                         f"{item.label}: cannot be read: {str(exc).splitlines()[0]}",
@@ -254,11 +259,12 @@ def ingest_billing(
         aside = _totals(all_rows.filter(pl.col(REJECT).is_not_null() & pl.col(PERIOD).is_not_null()))
         src = _totals(pl.concat(source_parts).lazy()) if source_parts else {}
         recon = []
+        zero: tuple[Decimal, Decimal | None, int] = (Decimal(0), Decimal(0), 0)
         for key in sorted(set(stored) | set(src) | set(aside)):
-            sb, se, _ = src.get(key, (Decimal(0), Decimal(0), 0))
-            tb, te, rows = stored.get(key, (Decimal(0), Decimal(0), 0))
-            ab = aside.get(key, (Decimal(0), Decimal(0), 0))[0]
-            recon.append(Reconciliation(key[0], key[1], sb, se, tb, te, ab, rows))
+            sb, se, _ = src.get(key, zero)
+            tb, te, rows = stored.get(key, zero)
+            ab = aside.get(key, zero)[0]
+            recon.append(Reconciliation(key[0], key[1], sb, se, tb, te or Decimal(0), ab, rows))
         totals = [
             PeriodTotal(r.period, r.currency, r.rows, r.stored_billed, r.stored_effective,
                         aside.get((r.period, r.currency), (0, 0, 0))[2], r.set_aside_billed,
@@ -285,6 +291,19 @@ def ingest_billing(
         raise
     finally:
         wh.drop_staging(run_id)
+
+
+def _plain(item: InputFile, scratch: Path) -> InputFile:
+    """A gzip CSV decompressed to disk first, so it is then read in a stream, not whole."""
+    if not item.path.name.lower().endswith(".csv.gz"):
+        return item
+    try:
+        with gzip.open(item.path, "rb") as src, scratch.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except (OSError, EOFError) as exc:
+        raise BadInputError(f"{item.label}: cannot be read: {exc}",
+                            hint="Download the export again; the gzip file is damaged.") from None
+    return InputFile(scratch, item.label)
 
 
 def ensure_focus_columns(lf: pl.LazyFrame) -> pl.LazyFrame:

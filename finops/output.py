@@ -64,4 +64,6 @@ def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None,
         for row in df.iter_rows():
             table.add_row(*("" if v is None else f"{v:,}" if isinstance(v, Decimal) else str(v)
                             for v in row))
-        Console(soft_wrap=False, width=max(120, Console().width)).print(table)
+        console = Console()
+        # Piped output is read whole (by people or grep): no column is cut to fit 80 chars.
+        (console if console.is_terminal else Console(width=400)).print(table)

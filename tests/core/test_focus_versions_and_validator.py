@@ -39,7 +39,8 @@ def test_parquet_input_with_typed_columns(tmp_path: Path) -> None:
     frame = pl.DataFrame({
         "BilledCost": [1.5, 2.25], "EffectiveCost": [1.5, 2.0],
         "BillingAccountId": ["0012", "0012"], "BillingCurrency": ["USD", "USD"],
-        "BillingPeriodStart": [start, start], "BillingPeriodEnd": [dt.datetime(2026, 4, 1, tzinfo=dt.UTC)] * 2,
+        "BillingPeriodStart": [start, start],
+        "BillingPeriodEnd": [dt.datetime(2026, 4, 1, tzinfo=dt.UTC)] * 2,
         "ChargePeriodStart": [start, start + dt.timedelta(days=1)],
         "ChargePeriodEnd": [start + dt.timedelta(days=1), start + dt.timedelta(days=2)],
         "ChargeCategory": ["Usage", "usage"], "ProviderName": ["GCP", "GCP"],
@@ -58,7 +59,7 @@ def test_parquet_input_with_typed_columns(tmp_path: Path) -> None:
 
 
 def test_validator_reports_column_rule_and_rows() -> None:
-    good = pl.DataFrame([{k: v for k, v in {
+    good = pl.DataFrame([{
         "BilledCost": Decimal("1"), "EffectiveCost": Decimal("1"), "ListCost": Decimal("1"),
         "ContractedCost": Decimal("1"), "BillingAccountId": "1", "BillingCurrency": "USD",
         "BillingPeriodStart": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
@@ -67,7 +68,7 @@ def test_validator_reports_column_rule_and_rows() -> None:
         "ChargePeriodEnd": dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
         "ChargeCategory": "Usage", "InvoiceIssuerName": "X", "ProviderName": "X",
         "PublisherName": "X", "ServiceCategory": "Compute", "ServiceName": "VM",
-    }.items()}] * 3)
+    }] * 3)
     typed = ensure_focus_columns(
         good.lazy().with_columns(pl.col(c).cast(SCHEMA[c]) for c in good.columns)
     ).collect()
