@@ -19,9 +19,10 @@ class StageOutcome:
 
 
 def _allocate(wh: Warehouse, state: State) -> str:
+    from finops.settings import load_settings
     from models.allocation import allocate
 
-    result = allocate(wh, state)
+    result = allocate(wh, state, config_path=load_settings(home=wh.home).allocation_config)
     return f"{len(result.periods)} periods allocated, totals preserved"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import polars as pl
@@ -18,6 +19,9 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
     def allocate_cmd(
         period: Annotated[list[str] | None, typer.Option(
             "--period", help="Only these billing periods (YYYY-MM); default all.")] = None,
+        config: Annotated[Path | None, typer.Option(
+            "--config", help="Allocation rules (YAML or TOML); default FINOPS_ALLOCATION_CONFIG "
+            "or <home>/allocation.yaml.")] = None,
         home: HomeOption = None,
         fmt: Annotated[Format, typer.Option("--format")] = Format.table,
     ) -> None:
@@ -29,7 +33,8 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
             if not ctx.warehouse.has_data("billing"):
                 raise BadInputError(f"no billing data in {ctx.warehouse.home}",
                                     hint="Run `finops collect ...` or `finops demo` first.")
-            result = allocate(ctx.warehouse, ctx.state, periods=period)
+            result = allocate(ctx.warehouse, ctx.state, periods=period,
+                              config_path=config or ctx.settings.allocation_config)
         finally:
             ctx.close()
         recon = pl.DataFrame(
@@ -48,6 +53,27 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
              money=[c for c in recon.columns if c.endswith("_cost")])
         if fmt == Format.table:
             emit(result.coverage, fmt, title="Coverage by allocation method", money=["effective_cost"])
+
+    @app.command("explain")
+    def explain_cmd(
+        resource: Annotated[str | None, typer.Option("--resource", help="A ResourceId.")] = None,
+        rule: Annotated[str | None, typer.Option("--rule", help="A rule or pool id.")] = None,
+        period: Annotated[str | None, typer.Option("--period", help="YYYY-MM")] = None,
+        home: HomeOption = None,
+        fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+    ) -> None:
+        """Where a resource's cost went, or what a rule placed, and why."""
+        from models.allocation.explain import explain_resource, explain_rule
+
+        if (resource is None) == (rule is None):
+            raise BadInputError("give either --resource ID or --rule ID")
+        ctx = open_context(home)
+        try:
+            df = (explain_resource(ctx.warehouse, resource, period=period) if resource is not None
+                  else explain_rule(ctx.warehouse, rule or "", period=period))
+        finally:
+            ctx.close()
+        emit(df, fmt, title=f"Allocation of {resource or rule}", money=["billed_cost", "effective_cost"])
 
     @app.command("run")
     def run_cmd(home: HomeOption = None) -> None:

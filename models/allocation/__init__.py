@@ -1,0 +1,34 @@
+"""Attribution: tags, virtual-tag rules, shared pools and lineage (see engine.py)."""
+
+from models.allocation.config import AllocationConfig, load_config
+from models.allocation.engine import (
+    ALLOCATED,
+    ALLOCATION_COLUMNS,
+    CUBE,
+    CUBE_DIMENSIONS,
+    UNALLOCATED,
+    AllocationResult,
+    PeriodCheck,
+    allocate,
+    allocate_period,
+    coverage_by_method,
+    cube_frame,
+    resolve_config,
+)
+
+__all__ = [
+    "ALLOCATED",
+    "ALLOCATION_COLUMNS",
+    "CUBE",
+    "CUBE_DIMENSIONS",
+    "UNALLOCATED",
+    "AllocationConfig",
+    "AllocationResult",
+    "PeriodCheck",
+    "allocate",
+    "allocate_period",
+    "coverage_by_method",
+    "cube_frame",
+    "load_config",
+    "resolve_config",
+]

@@ -1,0 +1,436 @@
+"""Attribution: every billing row finds an owner, with the method and rule that placed it.
+
+Order in which a dollar finds its owner (DESIGN.md), each step recorded in
+``x_AllocationMethod`` and ``x_AllocationRule``:
+1. ``tag``: the row's own tags (normalised keys and values), or its account's tags;
+2. ``rule``: the first virtual-tag rule that matches;
+3. ``shared`` / ``usage``: the first pool that matches (built-in pools for unused
+   commitments and untagged credits first, then the config's), split among tenants per
+   day and currency by the pool's method; a ``metric`` pool is ``usage``;
+4. ``unallocated``: the rest, visibly.
+
+A split row becomes one row per tenant; the amounts are rounded to 12 decimals and the
+largest share takes the remainder, so each row's parts add up to it exactly. Totals per
+period and currency are then checked on every run.
+
+Each billing period is processed on its own: a narrow aggregate of the direct costs
+(the "global step" of a split) gives the pool weights, then one streaming pass writes the
+allocated rows. The same two functions run per partition on Spark (models/allocation/spark.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, cast
+
+import polars as pl
+
+from finops.errors import StageError
+from finops.focus import COLUMN_NAMES, MONEY
+from finops.ingest import BILLING, PERIOD
+from finops.progress import progress
+from finops.state import PeriodTotal, State
+from finops.warehouse import Warehouse
+from models.allocation.config import AllocationConfig, Pool, load_config
+from models.allocation.match import condition
+from models.tags import normalise_value
+
+ALLOCATED = "allocated"
+CUBE = "cube"
+UNALLOCATED = "unallocated"
+CENT = Decimal("0.01")
+UNUSED_POOL = "builtin:unused-commitment"
+CREDIT_POOL = "builtin:credits"
+
+ALLOCATION_COLUMNS = ("x_Tenant", "x_Team", "x_CostCenter", "x_AllocationMethod",
+                      "x_AllocationRule", "x_AllocationShare")
+LINEAGE = ("source", "x_SourceFile", "x_SourceRow", "x_BillingRow")
+CUBE_DIMENSIONS = ("day", "x_Tenant", "x_Team", "x_CostCenter", "ServiceName", "ServiceCategory",
+                   "SubAccountId", "SubAccountName", "ProviderName", "RegionId", "ChargeCategory",
+                   "x_AllocationMethod", "BillingCurrency")
+BASIS_KEYS = ("day", "BillingCurrency", "SubAccountId", "ServiceName", "PricingCategory", "x_Tenant")
+
+
+def default_config_path(home: Path) -> Path:
+    return home / "allocation.yaml"
+
+
+def resolve_config(home: Path, explicit: Path | None) -> AllocationConfig:
+    """The config given, else ``<home>/allocation.yaml`` if present, else the defaults."""
+    if explicit is not None:
+        return load_config(explicit)
+    default = default_config_path(home)
+    return load_config(default) if default.exists() else AllocationConfig()
+
+
+# ---- step 1 and 2: direct owners ---------------------------------------------------------
+
+def _dimension(cfg: AllocationConfig, dimension: str) -> pl.Expr:
+    """The dimension's value from the row's tags, else its account's inherited tags."""
+    aliases = cfg.tags.aliases(dimension)
+    tags = pl.col("Tags")
+
+    def norm(expr: pl.Expr) -> pl.Expr:
+        if cfg.tags.case == "lower":
+            return normalise_value(expr)
+        stripped = expr.str.strip_chars()
+        return pl.when(stripped.str.len_bytes() > 0).then(stripped)
+
+    value = pl.coalesce([norm(tags.map.get(a)) for a in aliases])
+    inherited = {
+        acct: next((v for a in aliases if (v := tags_.get(a))), None)
+        for acct, tags_ in cfg.tags.accounts.items()
+    }
+    inherited = {k: v for k, v in inherited.items() if v}
+    if inherited:
+        account_value = pl.col("SubAccountId").replace_strict(inherited, default=None,
+                                                              return_dtype=pl.String)
+        value = pl.coalesce(value, norm(account_value))
+    aliases_map = {k.strip().lower(): v for k, v in cfg.tags.values.get(dimension, {}).items()}  # type: ignore[call-overload]
+    if aliases_map:
+        value = value.replace_strict(aliases_map, default=value, return_dtype=pl.String)
+    return value
+
+
+def _tag_rule(cfg: AllocationConfig) -> pl.Expr:
+    """``tag:<key>`` naming the alias that gave the tenant (or ``tag:account``)."""
+    tags = pl.col("Tags")
+    parts = [pl.when(normalise_value(tags.map.get(a)).is_not_null()).then(pl.lit(f"tag:{a}"))
+             for a in cfg.tags.aliases("tenant")]
+    return pl.coalesce([*parts, pl.lit("tag:account")])
+
+
+def _chain(pairs: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    if not pairs:
+        return pl.lit(None, pl.String)
+    expr: Any = pl.when(pairs[0][0]).then(pl.lit(pairs[0][1]))
+    for cond, value in pairs[1:]:
+        expr = expr.when(cond).then(pl.lit(value))
+    return cast(pl.Expr, expr.otherwise(pl.lit(None, pl.String)))
+
+
+def builtin_pools(cfg: AllocationConfig) -> list[tuple[pl.Expr, str]]:
+    out = []
+    if cfg.commitments.unused != "unallocated":
+        out.append(((pl.col("CommitmentDiscountStatus") == "Unused").fill_null(False), UNUSED_POOL))
+    if cfg.commitments.credits_follow_charges:
+        out.append(((pl.col("ChargeCategory") == "Credit").fill_null(False)
+                    | (pl.col("ChargeClass") == "Correction").fill_null(False), CREDIT_POOL))
+    return out
+
+
+def with_owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
+    """Adds the direct owner (tag, then rule), the pool a row falls to, and ``day``."""
+    tag_tenant = _dimension(cfg, "tenant")
+    rule_id = _chain([(condition(r.match, tag_tenant=pl.col("__tag_tenant")), r.id) for r in cfg.rules])
+    rule_tenant = {r.id: r.set.tenant for r in cfg.rules if r.set.tenant}
+    rule_team = {r.id: r.set.team for r in cfg.rules if r.set.team}
+    rule_cc = {r.id: r.set.cost_center for r in cfg.rules if r.set.cost_center}
+
+    def from_rule(mapping: dict[str, str]) -> pl.Expr:
+        return pl.col("__rule").replace_strict(mapping, default=None, return_dtype=pl.String)
+
+    lf = billing.with_columns(
+        tag_tenant.alias("__tag_tenant"),
+        _dimension(cfg, "team").alias("__tag_team"),
+        _dimension(cfg, "cost_center").alias("__tag_cc"),
+        pl.col("ChargePeriodStart").dt.date().alias("day"),
+    ).with_columns(
+        pl.when(pl.col("__tag_tenant").is_null()).then(rule_id).alias("__rule"),
+    )
+    tenant = pl.coalesce(pl.col("__tag_tenant"), from_rule(rule_tenant))
+    lf = lf.with_columns(
+        tenant.alias("x_Tenant"),
+        pl.coalesce(pl.col("__tag_team"), from_rule(rule_team)).alias("x_Team"),
+        pl.coalesce(pl.col("__tag_cc"), from_rule(rule_cc)).alias("x_CostCenter"),
+        pl.when(pl.col("__tag_tenant").is_not_null()).then(pl.lit("tag"))
+        .when(tenant.is_not_null()).then(pl.lit("rule")).alias("x_AllocationMethod"),
+        pl.when(pl.col("__tag_tenant").is_not_null()).then(_tag_rule(cfg))
+        .when(tenant.is_not_null()).then(pl.col("__rule")).alias("x_AllocationRule"),
+    )
+    pools = [*builtin_pools(cfg),
+             *[(condition(p.match, tag_tenant=pl.col("__tag_tenant")), p.id) for p in cfg.pools]]
+    return lf.with_columns(
+        pl.when(pl.col("x_AllocationMethod").is_null()).then(_chain(pools)).alias("__pool")
+    )
+
+
+# ---- step 3: pool weights (the small global step) ----------------------------------------
+
+def direct_basis(owned: pl.LazyFrame) -> pl.DataFrame:
+    """Direct (tag and rule) EffectiveCost per day, currency, account, service, pricing
+    category and tenant: everything the pools' weights are computed from."""
+    return (
+        owned.filter(pl.col("x_AllocationMethod").is_not_null())
+        .group_by(BASIS_KEYS)
+        .agg(pl.col("EffectiveCost").sum().cast(pl.Float64).alias("cost"))
+        .collect(engine="streaming")
+    )
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    id: str
+    keys: tuple[str, ...]
+    method: str  # shared or usage
+    weights: pl.DataFrame  # keys..., x_Tenant, __w
+
+
+def _normalise(df: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    df = df.filter(pl.col("__w") > 0)
+    total = pl.col("__w").sum().over(keys) if keys else pl.col("__w").sum()
+    return df.with_columns((pl.col("__w") / total).alias("__w"))
+
+
+def _proportional(basis: pl.DataFrame, keys: tuple[str, ...], tenants: list[str]) -> pl.DataFrame:
+    df = basis.filter(pl.col("x_Tenant").is_in(tenants)) if tenants else basis
+    return _normalise(df.group_by([*keys, "x_Tenant"]).agg(pl.col("cost").sum().alias("__w")), keys)
+
+
+def _even(basis: pl.DataFrame, keys: tuple[str, ...], tenants: list[str]) -> pl.DataFrame:
+    groups = basis.select(keys).unique() if keys else pl.DataFrame()
+    if tenants:
+        people = pl.DataFrame({"x_Tenant": tenants})
+        df = groups.join(people, how="cross") if keys else people
+    else:
+        df = basis.filter(pl.col("cost") != 0).select([*keys, "x_Tenant"]).unique()
+    return _normalise(df.with_columns(pl.lit(1.0).alias("__w")), keys)
+
+
+def _metric(pool: Pool, wh: Warehouse, period: str) -> pl.DataFrame:
+    assert pool.metric is not None
+    if pool.metric == "query_history":
+        if not wh.has_data("query_shares"):
+            return pl.DataFrame(schema={"day": pl.Date, "x_Tenant": pl.String, "__w": pl.Float64})
+        raw = wh.scan("query_shares").collect()
+        value = "cost" if "cost" in raw.columns else "share"
+        df = raw.select(pl.col("day").cast(pl.Date), pl.col("tenant").alias("x_Tenant"),
+                        pl.col(value).cast(pl.Float64).alias("__w"))
+    else:
+        path = Path(pool.metric)
+        if not path.exists():
+            raise StageError(f"pool {pool.id!r}: metric file {path} does not exist",
+                             hint="Give a CSV with columns day, tenant, value.")
+        raw = pl.read_csv(path, try_parse_dates=True)
+        missing = {"day", "tenant", "value"} - set(raw.columns)
+        if missing:
+            raise StageError(f"pool {pool.id!r}: metric file {path} lacks column(s) {sorted(missing)}",
+                             hint="The metric CSV needs day, tenant, value.")
+        df = raw.select(pl.col("day").cast(pl.Date), pl.col("tenant").cast(pl.String).alias("x_Tenant"),
+                        pl.col("value").cast(pl.Float64).alias("__w"))
+    df = df.filter(pl.col("day").dt.strftime("%Y-%m") == period)
+    df = df.group_by("day", "x_Tenant").agg(pl.col("__w").sum())
+    if pool.tenants:
+        df = df.filter(pl.col("x_Tenant").is_in(pool.tenants))
+    return _normalise(df, ("day",))
+
+
+def pool_specs(cfg: AllocationConfig, basis: pl.DataFrame, wh: Warehouse, period: str) -> list[PoolSpec]:
+    day: tuple[str, ...] = ("day", "BillingCurrency")
+    specs = []
+    if cfg.commitments.unused != "unallocated":
+        committed = basis.filter(pl.col("PricingCategory") == "Committed")
+        weights = (_proportional(committed, day, []) if cfg.commitments.unused == "proportional"
+                   else _even(basis, day, []))
+        specs.append(PoolSpec(UNUSED_POOL, day, "shared", weights))
+    if cfg.commitments.credits_follow_charges:
+        scope: tuple[str, ...] = ("BillingCurrency", "SubAccountId", "ServiceName")
+        specs.append(PoolSpec(CREDIT_POOL, scope, "shared", _proportional(basis, scope, [])))
+    configured = [t.id for t in cfg.tenants]
+    for pool in cfg.pools:
+        keys = day if pool.granularity == "day" else ("BillingCurrency",)
+        if pool.method == "proportional":
+            weights = _proportional(basis, keys, pool.tenants)
+        elif pool.method == "even":
+            weights = _even(basis, keys, pool.tenants or configured)
+        elif pool.method == "fixed":
+            total = sum(pool.weights.values())
+            fixed = pl.DataFrame({"x_Tenant": list(pool.weights),
+                                  "__w": [w / total for w in pool.weights.values()]})
+            groups = basis.select(keys).unique()
+            weights = groups.join(fixed, how="cross")
+        else:
+            weights = _metric(pool, wh, period)
+            keys = ("day",)
+        specs.append(PoolSpec(pool.id, keys, "usage" if pool.method == "metric" else "shared", weights))
+    return specs
+
+
+# ---- step 3 and 4: the allocated rows ----------------------------------------------------
+
+def _split(rows: pl.LazyFrame, spec: PoolSpec) -> pl.LazyFrame:
+    weights = spec.weights.lazy().select(
+        *[pl.col(k).cast(rows.collect_schema()[k]) for k in spec.keys], "x_Tenant", "__w"
+    ).rename({"x_Tenant": "__share_tenant"})
+    joined = rows.join(weights, on=list(spec.keys), how="left", nulls_equal=True)
+    share = pl.col("__w").cast(pl.Decimal(38, 12))
+    first = pl.col("__w").rank("ordinal", descending=True).over("x_BillingRow") == 1
+    out = []
+    for name in ("BilledCost", "EffectiveCost"):
+        part = (pl.col(name) * share).cast(MONEY)
+        others = part.sum().over("x_BillingRow") - part
+        out.append(
+            pl.when(pl.col("__w").is_null()).then(pl.col(name))
+            .when(first).then(pl.col(name) - others).otherwise(part).cast(MONEY).alias(name)
+        )
+    has = pl.col("__w").is_not_null()
+    return joined.with_columns(
+        *out,
+        pl.when(has).then(pl.col("__share_tenant")).otherwise(pl.lit(UNALLOCATED)).alias("x_Tenant"),
+        pl.when(has).then(pl.lit(spec.method)).otherwise(pl.lit(UNALLOCATED)).alias("x_AllocationMethod"),
+        pl.when(has).then(pl.lit(spec.id)).otherwise(pl.lit(f"{spec.id}:no-basis"))
+        .alias("x_AllocationRule"),
+        pl.col("__w").fill_null(1.0).alias("x_AllocationShare"),
+        pl.lit(None, pl.String).alias("x_Team"),
+        pl.lit(None, pl.String).alias("x_CostCenter"),
+    ).drop("__w", "__share_tenant")
+
+
+def output_columns(schema: pl.Schema) -> list[str]:
+    focus = [c for c in COLUMN_NAMES if c in schema]
+    return [*focus, *[c for c in LINEAGE if c in schema], *ALLOCATION_COLUMNS]
+
+
+def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationConfig) -> pl.LazyFrame:
+    """All allocated rows of one period: direct rows, split pool rows, the rest."""
+    schema = owned.collect_schema()
+    cols = output_columns(pl.Schema({**schema, **dict.fromkeys(ALLOCATION_COLUMNS, pl.String())}))
+    direct = owned.filter(pl.col("x_AllocationMethod").is_not_null()).with_columns(
+        pl.lit(1.0).alias("x_AllocationShare"))
+    rest = owned.filter(pl.col("x_AllocationMethod").is_null() & pl.col("__pool").is_null()).with_columns(
+        pl.lit(UNALLOCATED).alias("x_Tenant"), pl.lit(UNALLOCATED).alias("x_AllocationMethod"),
+        pl.lit(UNALLOCATED).alias("x_AllocationRule"), pl.lit(1.0).alias("x_AllocationShare"),
+    )
+    parts = [direct, rest]
+    for spec in specs:
+        rows = owned.filter(pl.col("__pool") == spec.id)
+        parts.append(_split(rows, spec))
+    team_of = cfg.tenant_team()
+    cc_of = cfg.tenant_cost_center()
+    return pl.concat([p.select(cols) for p in parts], how="vertical_relaxed").with_columns(
+        pl.coalesce(pl.col("x_Team"), pl.col("x_Tenant").replace_strict(team_of, default=None,
+                                                                         return_dtype=pl.String),
+                    pl.lit(UNALLOCATED)).alias("x_Team"),
+        pl.coalesce(pl.col("x_CostCenter"), pl.col("x_Tenant").replace_strict(cc_of, default=None,
+                                                                               return_dtype=pl.String),
+                    pl.lit(UNALLOCATED)).alias("x_CostCenter"),
+    )
+
+
+def allocate_period(billing: pl.LazyFrame, cfg: AllocationConfig, wh: Warehouse,
+                    period: str) -> pl.LazyFrame:
+    owned = with_owners(billing.with_row_index("x_BillingRow").with_columns(
+        pl.col("x_BillingRow").cast(pl.Int64)), cfg)
+    specs = pool_specs(cfg, direct_basis(owned), wh, period)
+    return allocate_lazy(owned, specs, cfg)
+
+
+def cube_frame(allocated: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        allocated.with_columns(pl.col("ChargePeriodStart").dt.date().alias("day"))
+        .group_by(CUBE_DIMENSIONS)
+        .agg(pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.len().alias("rows"))
+        .sort(CUBE_DIMENSIONS, nulls_last=True)
+    )
+
+
+# ---- the stage -----------------------------------------------------------------------------
+
+@dataclass
+class PeriodCheck:
+    period: str
+    currency: str
+    input_billed: Decimal
+    input_effective: Decimal
+    allocated_billed: Decimal
+    allocated_effective: Decimal
+    input_rows: int = 0
+    allocated_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (abs(self.input_billed - self.allocated_billed) < CENT / 2
+                and abs(self.input_effective - self.allocated_effective) < CENT / 2)
+
+
+@dataclass
+class AllocationResult:
+    run_id: str
+    periods: list[str]
+    checks: list[PeriodCheck]
+    coverage: pl.DataFrame  # method, BillingCurrency, effective_cost, share
+
+
+def _sums(lf: pl.LazyFrame) -> dict[str, tuple[Decimal, Decimal, int]]:
+    df = lf.group_by("BillingCurrency").agg(
+        pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.len()
+    ).collect(engine="streaming")
+    return {r[0]: (r[1] or Decimal(0), r[2] or Decimal(0), r[3]) for r in df.iter_rows()}
+
+
+def allocate(wh: Warehouse, state: State, *, periods: list[str] | None = None,
+             config: AllocationConfig | None = None, config_path: Path | None = None) -> AllocationResult:
+    """Allocate every billing period (or those given) and rebuild their cube partitions."""
+    cfg = config if config is not None else resolve_config(wh.home, config_path)
+    available = sorted({k[PERIOD] for k in wh.partitions(BILLING)})
+    todo = [p for p in available if periods is None or p in periods]
+    run_id = state.start_run("allocate", None, todo)
+    checks: list[PeriodCheck] = []
+    try:
+        with progress("allocating", len(todo)) as step:
+            for period in todo:
+                billing = wh.scan(BILLING, where={PERIOD: period})
+                wh.replace_partition(ALLOCATED, {PERIOD: period},
+                                     allocate_period(billing, cfg, wh, period), run_id=run_id)
+                allocated = wh.scan(ALLOCATED, where={PERIOD: period})
+                wh.replace_partition(CUBE, {PERIOD: period}, cube_frame(allocated), run_id=run_id)
+                before, after = _sums(billing), _sums(allocated)
+                zero = (Decimal(0), Decimal(0), 0)
+                for cur in sorted(set(before) | set(after)):
+                    ib, ie, ir = before.get(cur, zero)
+                    ab, ae, ar = after.get(cur, zero)
+                    checks.append(PeriodCheck(period, cur, ib, ie, ab, ae, ir, ar))
+                step.advance(period)
+        # Periods no longer in billing must not linger in allocated results.
+        for keys in wh.partitions(ALLOCATED):
+            if keys[PERIOD] not in available:
+                wh.delete_partition(ALLOCATED, keys)
+                wh.delete_partition(CUBE, keys)
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            raise StageError(
+                "allocation lost or duplicated cost: "
+                + "; ".join(f"{c.period} {c.currency}: input {c.input_billed}, "
+                            f"allocated {c.allocated_billed}" for c in bad)
+            )
+        coverage = coverage_by_method(wh, todo)
+        state.finish_run(
+            run_id, status="succeeded", rows_in=sum(c.input_rows for c in checks),
+            rows_out=sum(c.allocated_rows for c in checks), rows_rejected=0,
+            totals=[PeriodTotal(c.period, c.currency, c.allocated_rows, c.allocated_billed,
+                                c.allocated_effective) for c in checks],
+        )
+    except BaseException as exc:
+        state.finish_run(run_id, status="failed", message=str(exc)[:2000])
+        raise
+    finally:
+        wh.drop_staging(run_id)
+    return AllocationResult(run_id, todo, checks, coverage)
+
+
+def coverage_by_method(wh: Warehouse, periods: list[str] | None = None) -> pl.DataFrame:
+    if not wh.has_data(CUBE):
+        return pl.DataFrame(schema={"method": pl.String, "BillingCurrency": pl.String,
+                                    "effective_cost": MONEY, "share": pl.Float64})
+    cube = wh.scan(CUBE, where={PERIOD: periods} if periods else None)
+    df = (
+        cube.group_by(pl.col("x_AllocationMethod").alias("method"), "BillingCurrency")
+        .agg(pl.col("EffectiveCost").sum().alias("effective_cost"))
+        .collect()
+    )
+    return df.with_columns(
+        (pl.col("effective_cost").cast(pl.Float64)
+         / pl.col("effective_cost").cast(pl.Float64).sum().over("BillingCurrency")).alias("share")
+    ).sort("BillingCurrency", "method")
