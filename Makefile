@@ -32,15 +32,19 @@ $(DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(BASE)
 
-# Debian's Chromium for the browser tests (never a downloaded browser build).
+# Debian's Chromium for the browser tests (never a downloaded browser build), and a Java
+# runtime for the Spark test, when the machine lacks them.
 browser:
-	@if [ ! -x $(CHROMIUM) ]; then \
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium fonts-dejavu-core"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			chromium fonts-dejavu-core >/dev/null; \
+			$$missing >/dev/null; \
 	fi
-	@$(CHROMIUM) --version
+	@$(CHROMIUM) --version && java -version 2>&1 | head -1
 
 demo: $(BASE)
 	$(BIN)/finops demo --port $(PORT)

@@ -290,7 +290,8 @@ def _split(rows: pl.LazyFrame, spec: PoolSpec) -> pl.LazyFrame:
 
 def output_columns(schema: pl.Schema) -> list[str]:
     focus = [c for c in COLUMN_NAMES if c in schema]
-    return [*focus, *[c for c in LINEAGE if c in schema], *ALLOCATION_COLUMNS]
+    period = [PERIOD] if PERIOD in schema else []
+    return [*focus, *[c for c in LINEAGE if c in schema], *ALLOCATION_COLUMNS, *period]
 
 
 def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationConfig) -> pl.LazyFrame:

@@ -1,0 +1,1 @@
+"""Small lookup tables for the Google Cloud collector (see NOTICE.txt for their sources)."""
