@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Annotated
 
 import typer
 
 from finops.context import HomeOption, open_context
 from finops.progress import info
+from models.allocation.engine import default_config_path
+
+DEMO_RULES = resources.files("models.allocation").joinpath("demo.yaml")
 
 
 def register(app: typer.Typer, collect_app: typer.Typer) -> None:
@@ -29,6 +33,11 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
         ctx = open_context(home)
         try:
             summary = generate_demo(ctx.warehouse, ctx.state, seed=seed, scale=scale)
+            rules = default_config_path(ctx.warehouse.home)
+            if not rules.exists():
+                # The demo's allocation rules, as a starting point the user can edit.
+                rules.write_text(DEMO_RULES.read_text(encoding="utf-8"), encoding="utf-8")
+                info(f"allocation rules: {rules} (edit it, then `finops allocate`)")
             info(f"demo organisation written to {ctx.warehouse.home}: "
                  f"{sum(summary.rows.values()):,} billing rows")
             outcomes = run_stages(ctx.warehouse, ctx.state)

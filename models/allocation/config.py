@@ -138,6 +138,8 @@ class Commitments(Strict):
     # Untagged credits and refunds follow the charges they correct: proportional to the
     # tenants' cost on the same account and service in the billing period.
     credits_follow_charges: bool = True
+    # Untagged tax, likewise, follows the taxed charges (same account and service).
+    taxes_follow_charges: bool = True
 
 
 class AllocationConfig(Strict):

@@ -43,6 +43,8 @@ UNALLOCATED = "unallocated"
 CENT = Decimal("0.01")
 UNUSED_POOL = "builtin:unused-commitment"
 CREDIT_POOL = "builtin:credits"
+TAX_POOL = "builtin:taxes"
+FOLLOW_SCOPE: tuple[str, ...] = ("BillingCurrency", "SubAccountId", "ServiceName")
 
 ALLOCATION_COLUMNS = ("x_Tenant", "x_Team", "x_CostCenter", "x_AllocationMethod",
                       "x_AllocationRule", "x_AllocationShare")
@@ -118,6 +120,8 @@ def builtin_pools(cfg: AllocationConfig) -> list[tuple[pl.Expr, str]]:
     if cfg.commitments.credits_follow_charges:
         out.append(((pl.col("ChargeCategory") == "Credit").fill_null(False)
                     | (pl.col("ChargeClass") == "Correction").fill_null(False), CREDIT_POOL))
+    if cfg.commitments.taxes_follow_charges:
+        out.append(((pl.col("ChargeCategory") == "Tax").fill_null(False), TAX_POOL))
     return out
 
 
@@ -235,9 +239,11 @@ def pool_specs(cfg: AllocationConfig, basis: pl.DataFrame, wh: Warehouse, period
         weights = (_proportional(committed, day, []) if cfg.commitments.unused == "proportional"
                    else _even(basis, day, []))
         specs.append(PoolSpec(UNUSED_POOL, day, "shared", weights))
+    follow = _proportional(basis, FOLLOW_SCOPE, [])
     if cfg.commitments.credits_follow_charges:
-        scope: tuple[str, ...] = ("BillingCurrency", "SubAccountId", "ServiceName")
-        specs.append(PoolSpec(CREDIT_POOL, scope, "shared", _proportional(basis, scope, [])))
+        specs.append(PoolSpec(CREDIT_POOL, FOLLOW_SCOPE, "shared", follow))
+    if cfg.commitments.taxes_follow_charges:
+        specs.append(PoolSpec(TAX_POOL, FOLLOW_SCOPE, "shared", follow))
     configured = [t.id for t in cfg.tenants]
     for pool in cfg.pools:
         keys = day if pool.granularity == "day" else ("BillingCurrency",)

@@ -64,6 +64,7 @@ ROWS = [
     line(D, "-3.00", category="Credit", resource=None),                  # 10 follows charges
     line(D, "4.00", service="Snowflake", provider="Snowflake"),          # 11 metric
     line(D, "2.50", service="Mystery", resource="x-1"),                  # 12 unallocated
+    line(D, "1.88", category="Tax", resource=None),                       # 13 follows charges
 ]
 
 
@@ -94,9 +95,11 @@ def test_every_step_places_the_right_dollars(home: Path, tmp_path: Path) -> None
     network = {t: Decimal(10) * c / sum(direct.values()) for t, c in direct.items()}
     # Credits follow charges on account 111 / Amazon EC2: acme 60 + 4, globex 30.
     credit = {"acme": Decimal(-3) * 64 / 94, "globex": Decimal(-3) * 30 / 94, "initech": Decimal(0)}
+    # Tax follows the taxed charges the same way.
+    tax = {"acme": Decimal("1.88") * 64 / 94, "globex": Decimal("1.88") * 30 / 94}
     expected = {
-        "acme": 60 + 4 + Decimal(3) + network["acme"] + 4 + 6 + credit["acme"] + 3,
-        "globex": 30 + 5 + Decimal(3) + network["globex"] + 2 + credit["globex"] + 1,
+        "acme": 60 + 4 + Decimal(3) + network["acme"] + 4 + 6 + credit["acme"] + 3 + tax["acme"],
+        "globex": 30 + 5 + Decimal(3) + network["globex"] + 2 + credit["globex"] + 1 + tax["globex"],
         "initech": 10 + Decimal(3) + network["initech"] + 2,
         "unallocated": Decimal("2.50"),
     }
@@ -128,6 +131,8 @@ def test_lineage_method_rule_team_cost_center(home: Path, tmp_path: Path) -> Non
     assert rows[8]["x_AllocationRule"].to_list() == ["builtin:unused-commitment"]
     assert rows[8]["x_Tenant"].to_list() == ["acme"]
     assert set(rows[10]["x_AllocationRule"]) == {"builtin:credits"}
+    assert set(rows[13]["x_AllocationRule"]) == {"builtin:taxes"}
+    assert sorted(rows[13]["x_Tenant"]) == ["acme", "globex"]
     snow = rows[11].sort("x_Tenant")
     assert snow.select("x_Tenant", "x_AllocationMethod").rows() == [("acme", "usage"), ("globex", "usage")]
     assert [c.quantize(Decimal("0.01")) for c in snow["EffectiveCost"]] == [
@@ -148,8 +153,9 @@ def test_without_config_tags_and_builtin_policies_only(home: Path) -> None:
     # "Acme Corp " is not acme without the value alias; account tags are not known.
     assert set(df["x_Tenant"]) == {"acme corp", "globex", "acme", "unallocated"}
     # The credit still follows the charges it corrects (three tenants on 111 / EC2), and
-    # the unused commitment goes to the one tenant using it: 12 rows become 14.
-    assert df.height == 14
+    # the unused commitment goes to the one tenant using it, and the tax follows the
+    # taxed charges like the credit: 13 rows become 17.
+    assert df.height == 17
     credit = df.filter(pl.col("x_SourceRow") == 10)
     assert sorted(credit["x_Tenant"]) == ["acme", "acme corp", "globex"]
     assert credit["EffectiveCost"].sum() == Decimal(-3)
