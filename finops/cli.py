@@ -43,7 +43,10 @@ _register_all()
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode a command's typer.Exit(code) comes back as the return value.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except FinopsError as exc:
         console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
         if exc.hint:
@@ -56,14 +59,25 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        errors, usage = _click_exceptions()
+        if isinstance(exc, errors):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2 if isinstance(exc, usage) else int(getattr(exc, "exit_code", 1)))
         raise
 
+
+def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """click's error classes, and those of the click typer vendors, if it does."""
+    import click
+
+    errors: list[type[Exception]] = [click.ClickException]
+    usage: list[type[Exception]] = [click.UsageError]
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:
+        return tuple(errors), tuple(usage)
+    return (*errors, vendored.ClickException), (*usage, vendored.UsageError)
 
 if __name__ == "__main__":
     main()

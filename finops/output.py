@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 CENT = Decimal("0.01")
 
@@ -26,7 +27,7 @@ def to_cents(value: Decimal | None) -> Decimal | None:
 
 
 def money_to_cents(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """Money columns rounded to the cent (half away from zero), as Decimal(38, 2)."""
+    """Money columns rounded to the cent (half to even, as Python's decimal), as Decimal(38, 2)."""
     return df.with_columns(pl.col(c).round(2).cast(pl.Decimal(38, 2)) for c in columns if c in df.columns)
 
 
@@ -62,7 +63,8 @@ def emit(df: pl.DataFrame, fmt: Format, *, title: str | None = None,
         for name, dtype in df.schema.items():
             table.add_column(name, justify="right" if dtype.is_numeric() else "left")
         for row in df.iter_rows():
-            table.add_row(*("" if v is None else f"{v:,}" if isinstance(v, Decimal) else str(v)
+            # Cells are data (tag values, paths, messages), never rich markup.
+            table.add_row(*(Text("" if v is None else f"{v:,}" if isinstance(v, Decimal) else str(v))
                             for v in row))
         console = Console()
         # Piped output is read whole (by people or grep): no column is cut to fit 80 chars.

@@ -26,8 +26,22 @@ def _allocate(wh: Warehouse, state: State) -> str:
     return f"{len(result.periods)} periods allocated, totals preserved"
 
 
+def _anomalies(wh: Warehouse, state: State) -> str:
+    from models.anomalies import run_stage
+
+    return run_stage(wh, state)
+
+
+def _forecast(wh: Warehouse, state: State) -> str:
+    from models.forecast import run_stage
+
+    return run_stage(wh, state)
+
+
 STAGES: list[tuple[str, Callable[[Warehouse, State], str]]] = [
     ("allocate", _allocate),
+    ("anomalies", _anomalies),
+    ("forecast", _forecast),
 ]
 
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
 
     home: Path = DEFAULT_HOME
     allocation_config: Path | None = None
+    anomaly_thresholds: Path | None = None
+    forecast_budgets: Path | None = None
+    # The [reports] table of finops.toml; reports/config.py validates it.
+    reports: dict[str, Any] | None = None
     smtp: SmtpSettings = SmtpSettings()
     snowflake: SnowflakeSettings = SnowflakeSettings()
     ingest: IngestSettings = IngestSettings()

@@ -143,12 +143,14 @@ def compare(wh: Warehouse, period: str, by: list[str], *, cost: str = "effective
 
 
 def top_unallocated_resources(wh: Warehouse, period: str, *, limit: int = 20,
-                              cost: str = "EffectiveCost") -> pl.DataFrame:
+                              cost: str = "EffectiveCost", currency: str | None = None) -> pl.DataFrame:
     from models.allocation import ALLOCATED
 
+    lf = wh.scan(ALLOCATED, where={PERIOD: period})
+    if currency is not None:
+        lf = lf.filter(pl.col("BillingCurrency") == currency)
     return (
-        wh.scan(ALLOCATED, where={PERIOD: period})
-        .filter(pl.col("x_AllocationMethod") == UNALLOCATED)
+        lf.filter(pl.col("x_AllocationMethod") == UNALLOCATED)
         .group_by("ProviderName", "ServiceName", "ResourceId", "BillingCurrency")
         .agg(pl.col(cost).sum().alias("cost"))
         .sort("cost", descending=True)

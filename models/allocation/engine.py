@@ -163,15 +163,26 @@ def with_owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
 
 # ---- step 3: pool weights (the small global step) ----------------------------------------
 
-def direct_basis(owned: pl.LazyFrame) -> pl.DataFrame:
-    """Direct (tag and rule) EffectiveCost per day, currency, account, service, pricing
-    category and tenant: everything the pools' weights are computed from."""
+def period_summary(owned: pl.LazyFrame) -> pl.DataFrame:
+    """One pass over a period: cost per basis key and whether the owner is direct. It
+    gives both the pools' basis and the input totals the run is reconciled against."""
     return (
-        owned.filter(pl.col("x_AllocationMethod").is_not_null())
-        .group_by(BASIS_KEYS)
-        .agg(pl.col("EffectiveCost").sum().cast(pl.Float64).alias("cost"))
+        owned.group_by(*BASIS_KEYS, pl.col("x_AllocationMethod").is_not_null().alias("__direct"))
+        .agg(pl.col("EffectiveCost").sum().alias("__effective"),
+             pl.col("BilledCost").sum().alias("__billed"), pl.len().alias("__rows"))
         .collect(engine="streaming")
     )
+
+
+def basis_of(summary: pl.DataFrame) -> pl.DataFrame:
+    """Direct (tag and rule) EffectiveCost per day, currency, account, service, pricing
+    category and tenant: everything the pools' weights are computed from."""
+    return summary.filter(pl.col("__direct")).select(
+        *BASIS_KEYS, pl.col("__effective").cast(pl.Float64).alias("cost"))
+
+
+def direct_basis(owned: pl.LazyFrame) -> pl.DataFrame:
+    return basis_of(period_summary(owned))
 
 
 @dataclass(frozen=True)
@@ -266,11 +277,43 @@ def pool_specs(cfg: AllocationConfig, basis: pl.DataFrame, wh: Warehouse, period
 
 # ---- step 3 and 4: the allocated rows ----------------------------------------------------
 
-def _split(rows: pl.LazyFrame, spec: PoolSpec) -> pl.LazyFrame:
-    weights = spec.weights.lazy().select(
-        *[pl.col(k).cast(rows.collect_schema()[k]) for k in spec.keys], "x_Tenant", "__w"
-    ).rename({"x_Tenant": "__share_tenant"})
-    joined = rows.join(weights, on=list(spec.keys), how="left", nulls_equal=True)
+# Every pool's weights in one table, so pool rows need one join, not one per pool. A key
+# a pool does not split by is null on both sides of the join.
+KEY_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
+    "day": ("__k_day", pl.Date()),
+    "BillingCurrency": ("__k_cur", pl.String()),
+    "SubAccountId": ("__k_acct", pl.String()),
+    "ServiceName": ("__k_svc", pl.String()),
+}
+
+
+def combined_weights(specs: list[PoolSpec]) -> pl.DataFrame:
+    frames = []
+    for spec in specs:
+        w = spec.weights
+        ids = pl.DataFrame({"__pool": [spec.id] * w.height}, schema={"__pool": pl.String})
+        frames.append(ids.with_columns(
+            *[(w[k].cast(dtype) if k in spec.keys else pl.lit(None, dtype)).alias(alias)
+              for k, (alias, dtype) in KEY_COLUMNS.items()],
+            w["x_Tenant"].cast(pl.String).alias("__share_tenant"),
+            w["__w"].cast(pl.Float64).alias("__w"),
+            pl.lit(spec.method).alias("__method"),
+        ))
+    schema = pl.Schema({"__pool": pl.String(), **dict(KEY_COLUMNS.values()),
+                        "__share_tenant": pl.String(), "__w": pl.Float64(), "__method": pl.String()})
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def _split(rows: pl.LazyFrame, specs: list[PoolSpec]) -> pl.LazyFrame:
+    """Pool rows, each split into one row per tenant with its share; the largest share
+    takes the rounding remainder so the parts add up to the row exactly."""
+    keyed = rows.with_columns(
+        pl.when(pl.col("__pool").is_in([s.id for s in specs if k in s.keys])).then(pl.col(k))
+        .otherwise(None).cast(dtype).alias(alias)
+        for k, (alias, dtype) in KEY_COLUMNS.items()
+    )
+    on = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
+    joined = keyed.join(combined_weights(specs).lazy(), on=on, how="left", nulls_equal=True)
     share = pl.col("__w").cast(pl.Decimal(38, 12))
     first = pl.col("__w").rank("ordinal", descending=True).over("x_BillingRow") == 1
     out = []
@@ -285,13 +328,13 @@ def _split(rows: pl.LazyFrame, spec: PoolSpec) -> pl.LazyFrame:
     return joined.with_columns(
         *out,
         pl.when(has).then(pl.col("__share_tenant")).otherwise(pl.lit(UNALLOCATED)).alias("x_Tenant"),
-        pl.when(has).then(pl.lit(spec.method)).otherwise(pl.lit(UNALLOCATED)).alias("x_AllocationMethod"),
-        pl.when(has).then(pl.lit(spec.id)).otherwise(pl.lit(f"{spec.id}:no-basis"))
+        pl.when(has).then(pl.col("__method")).otherwise(pl.lit(UNALLOCATED)).alias("x_AllocationMethod"),
+        pl.when(has).then(pl.col("__pool")).otherwise(pl.col("__pool") + ":no-basis")
         .alias("x_AllocationRule"),
         pl.col("__w").fill_null(1.0).alias("x_AllocationShare"),
         pl.lit(None, pl.String).alias("x_Team"),
         pl.lit(None, pl.String).alias("x_CostCenter"),
-    ).drop("__w", "__share_tenant")
+    )
 
 
 def output_columns(schema: pl.Schema) -> list[str]:
@@ -301,19 +344,19 @@ def output_columns(schema: pl.Schema) -> list[str]:
 
 
 def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationConfig) -> pl.LazyFrame:
-    """All allocated rows of one period: direct rows, split pool rows, the rest."""
+    """All allocated rows of one period: rows with a direct owner or none pass through,
+    pool rows are split. Two branches over the input, whatever the number of pools."""
     schema = owned.collect_schema()
     cols = output_columns(pl.Schema({**schema, **dict.fromkeys(ALLOCATION_COLUMNS, pl.String())}))
-    direct = owned.filter(pl.col("x_AllocationMethod").is_not_null()).with_columns(
-        pl.lit(1.0).alias("x_AllocationShare"))
-    rest = owned.filter(pl.col("x_AllocationMethod").is_null() & pl.col("__pool").is_null()).with_columns(
-        pl.lit(UNALLOCATED).alias("x_Tenant"), pl.lit(UNALLOCATED).alias("x_AllocationMethod"),
-        pl.lit(UNALLOCATED).alias("x_AllocationRule"), pl.lit(1.0).alias("x_AllocationShare"),
+    whole = owned.filter(pl.col("__pool").is_null()).with_columns(
+        pl.col("x_Tenant").fill_null(UNALLOCATED),
+        pl.col("x_AllocationMethod").fill_null(UNALLOCATED),
+        pl.col("x_AllocationRule").fill_null(UNALLOCATED),
+        pl.lit(1.0).alias("x_AllocationShare"),
     )
-    parts = [direct, rest]
-    for spec in specs:
-        rows = owned.filter(pl.col("__pool") == spec.id)
-        parts.append(_split(rows, spec))
+    parts = [whole]
+    if specs:
+        parts.append(_split(owned.filter(pl.col("__pool").is_not_null()), specs))
     team_of = cfg.tenant_team()
     cc_of = cfg.tenant_cost_center()
     return pl.concat([p.select(cols) for p in parts], how="vertical_relaxed").with_columns(
@@ -326,10 +369,14 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
     )
 
 
+def prepare(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
+    return with_owners(billing.with_row_index("x_BillingRow").with_columns(
+        pl.col("x_BillingRow").cast(pl.Int64)), cfg)
+
+
 def allocate_period(billing: pl.LazyFrame, cfg: AllocationConfig, wh: Warehouse,
                     period: str) -> pl.LazyFrame:
-    owned = with_owners(billing.with_row_index("x_BillingRow").with_columns(
-        pl.col("x_BillingRow").cast(pl.Int64)), cfg)
+    owned = prepare(billing, cfg)
     specs = pool_specs(cfg, direct_basis(owned), wh, period)
     return allocate_lazy(owned, specs, cfg)
 
@@ -370,11 +417,12 @@ class AllocationResult:
     coverage: pl.DataFrame  # method, BillingCurrency, effective_cost, share
 
 
-def _sums(lf: pl.LazyFrame) -> dict[str, tuple[Decimal, Decimal, int]]:
+def _sums(lf: pl.LazyFrame, rows: str) -> dict[str, tuple[Decimal, Decimal, int]]:
+    """Billed, effective and row count per currency from an aggregate (summary or cube)."""
     df = lf.group_by("BillingCurrency").agg(
-        pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.len()
+        pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.col(rows).sum()
     ).collect(engine="streaming")
-    return {r[0]: (r[1] or Decimal(0), r[2] or Decimal(0), r[3]) for r in df.iter_rows()}
+    return {r[0]: (r[1] or Decimal(0), r[2] or Decimal(0), int(r[3])) for r in df.iter_rows()}
 
 
 def allocate(wh: Warehouse, state: State, *, periods: list[str] | None = None,
@@ -388,12 +436,16 @@ def allocate(wh: Warehouse, state: State, *, periods: list[str] | None = None,
     try:
         with progress("allocating", len(todo)) as step:
             for period in todo:
-                billing = wh.scan(BILLING, where={PERIOD: period})
-                wh.replace_partition(ALLOCATED, {PERIOD: period},
-                                     allocate_period(billing, cfg, wh, period), run_id=run_id)
+                owned = prepare(wh.scan(BILLING, where={PERIOD: period}), cfg)
+                summary = period_summary(owned)
+                specs = pool_specs(cfg, basis_of(summary), wh, period)
+                wh.replace_partition(ALLOCATED, {PERIOD: period}, allocate_lazy(owned, specs, cfg),
+                                     run_id=run_id)
                 allocated = wh.scan(ALLOCATED, where={PERIOD: period})
                 wh.replace_partition(CUBE, {PERIOD: period}, cube_frame(allocated), run_id=run_id)
-                before, after = _sums(billing), _sums(allocated)
+                before = _sums(summary.lazy().rename({"__billed": "BilledCost",
+                                                      "__effective": "EffectiveCost"}), "__rows")
+                after = _sums(wh.scan(CUBE, where={PERIOD: period}), "rows")
                 zero = (Decimal(0), Decimal(0), 0)
                 for cur in sorted(set(before) | set(after)):
                     ib, ie, ir = before.get(cur, zero)

@@ -1,0 +1,1 @@
+"""Microsoft FinOps toolkit open data used by ``collectors.azure`` (see README.md here)."""
