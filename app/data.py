@@ -24,9 +24,6 @@ from models.showback import COSTS, compare, periods_available, top_unallocated_r
 
 STATE_DB: Final = "state.db"
 TOP_UNALLOCATED: Final = 20  # resources listed per currency
-# models.showback.top_unallocated_resources ranks across currencies; ask for more so that a
-# small second currency still gets its own top list.
-_TOP_UNALLOCATED_FETCH: Final = 1000
 # The allocated dataset's column for each cost basis of the cube.
 _COST_COLUMN: Final = {"effective_cost": "EffectiveCost", "billed_cost": "BilledCost"}
 
@@ -92,12 +89,13 @@ def _showback(home: str, run_id: str | None, period: str, cost: str) -> Showback
             unallocated_cost=un.get("cost") or Decimal(0),
             unallocated_share=float(un.get("share") or 0.0),
         ))
-    top = (
-        top_unallocated_resources(wh, period, limit=_TOP_UNALLOCATED_FETCH, cost=_COST_COLUMN[cost])
-        .sort("cost", descending=True, maintain_order=True)
-        .group_by("BillingCurrency", maintain_order=True).head(TOP_UNALLOCATED)
-        .sort("cost", descending=True, maintain_order=True)
-    )
+    # Each currency gets its own top list: a small second currency is never crowded out.
+    top = pl.concat([
+        top_unallocated_resources(wh, period, limit=TOP_UNALLOCATED, cost=_COST_COLUMN[cost],
+                                  currency=t.currency)
+        for t in totals
+    ]).sort("cost", descending=True, maintain_order=True) if totals else \
+        top_unallocated_resources(wh, period, limit=TOP_UNALLOCATED, cost=_COST_COLUMN[cost])
     return Showback(
         period=period,
         previous=tenants.previous,
