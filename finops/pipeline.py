@@ -38,8 +38,15 @@ def _forecast(wh: Warehouse, state: State) -> str:
     return run_stage(wh, state)
 
 
+def _recommend(wh: Warehouse, state: State) -> str:
+    from models.rightsizing.run import run_stage
+
+    return run_stage(wh, state)
+
+
 STAGES: list[tuple[str, Callable[[Warehouse, State], str]]] = [
     ("allocate", _allocate),
+    ("recommend", _recommend),
     ("anomalies", _anomalies),
     ("forecast", _forecast),
 ]
