@@ -78,7 +78,10 @@ def child(stage: str, home: Path, config: Path, out: Path) -> None:
         columns = [c for c in COLUMN_NAMES if c in sample] + ["x_SourceFile", "x_SourceRow", "source",
                                                                "billing_period"]
         con = duckdb.connect()
+        # Bounded like the Polars run is expected to be, spilling to disk beyond it.
         con.execute(f"SET temp_directory = '{out}/tmp'")
+        con.execute("SET memory_limit = '8GB'")
+        con.execute("SET preserve_insertion_order = false")
         for statement in allocation_sql(load_config(config), f"{home}/billing/*/*/*.parquet",
                                         str(out / "allocated"), columns):
             con.execute(statement)

@@ -58,6 +58,7 @@ from finops.ingest import (
     period_of,
     reject_reason,
 )
+from finops.lookup import mapped as lookup
 from finops.state import State
 from finops.warehouse import Warehouse
 
@@ -262,7 +263,7 @@ def build_cur_frame(item: InputFile) -> pl.LazyFrame:
         "RegionId": pl.coalesce(text("product_region_code"), text("product_region")),
         "RegionName": text("product_location"),
         "ResourceId": text("line_item_resource_id"),
-        "ServiceCategory": product_code.replace_strict(_categories(), default="Other"),
+        "ServiceCategory": lookup(product_code, _categories(), default="Other"),
         "ServiceName": service_name,
         "SkuId": text("product_sku"),
         "SkuPriceId": text("pricing_rate_id"),

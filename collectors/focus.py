@@ -35,6 +35,7 @@ from finops.ingest import (
     period_of,
     reject_reason,
 )
+from finops.lookup import mapped
 from finops.state import State
 from finops.warehouse import Warehouse
 
@@ -79,7 +80,7 @@ def _typed(name: str, dtype: pl.DataType) -> pl.Expr:
             return parse.tags_json(raw.struct.json_encode())
         return raw.cast(TAGS, strict=False)
     if name in VALUE_ALIASES:
-        return raw.str.to_lowercase().replace_strict(VALUE_ALIASES[name], default=raw)
+        return mapped(raw.str.to_lowercase(), VALUE_ALIASES[name], default=raw)
     return raw
 
 

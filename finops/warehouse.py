@@ -119,14 +119,16 @@ class Warehouse:
 
     # ---- writing ------------------------------------------------------------------
     def replace_partition(
-        self, dataset: str, keys: Mapping[str, str], data: pl.LazyFrame | pl.DataFrame, *, run_id: str
+        self, dataset: str, keys: Mapping[str, str], data: pl.LazyFrame | pl.DataFrame, *, run_id: str,
+        optimizations: pl.QueryOptFlags | None = None,
     ) -> PartitionWrite:
         """Write ``data`` as the partition's new content, atomically replacing the old."""
         target_dir = self.partition_dir(dataset, keys)
         tmp = self.staging_dir(run_id) / f"{dataset.replace('/', '_')}-{uuid.uuid4().hex}.parquet"
         data = data.drop([k for k in keys if k in data.collect_schema().names()])
         if isinstance(data, pl.LazyFrame):
-            data.sink_parquet(tmp, engine="streaming", statistics=True, row_group_size=256_000)
+            data.sink_parquet(tmp, engine="streaming", statistics=True, row_group_size=256_000,
+                              optimizations=optimizations or pl.QueryOptFlags())
         else:
             data.write_parquet(tmp, statistics=True, row_group_size=256_000)
         with tmp.open("rb") as fh:

@@ -30,6 +30,7 @@ import polars as pl
 from finops.errors import StageError
 from finops.focus import COLUMN_NAMES, MONEY
 from finops.ingest import BILLING, PERIOD
+from finops.lookup import mapped
 from finops.progress import progress
 from finops.state import PeriodTotal, State
 from finops.warehouse import Warehouse
@@ -38,6 +39,7 @@ from models.allocation.match import condition
 from models.tags import normalise_value
 
 ALLOCATED = "allocated"
+NO_SHARED_SUBPLANS = pl.QueryOptFlags(comm_subplan_elim=False)
 CUBE = "cube"
 UNALLOCATED = "unallocated"
 CENT = Decimal("0.01")
@@ -87,12 +89,11 @@ def _dimension(cfg: AllocationConfig, dimension: str) -> pl.Expr:
     }
     inherited = {k: v for k, v in inherited.items() if v}
     if inherited:
-        account_value = pl.col("SubAccountId").replace_strict(inherited, default=None,
-                                                              return_dtype=pl.String)
+        account_value = mapped(pl.col("SubAccountId"), inherited)
         value = pl.coalesce(value, norm(account_value))
     aliases_map = {k.strip().lower(): v for k, v in cfg.tags.values.get(dimension, {}).items()}  # type: ignore[call-overload]
     if aliases_map:
-        value = value.replace_strict(aliases_map, default=value, return_dtype=pl.String)
+        value = mapped(value, aliases_map, default=value)
     return value
 
 
@@ -134,7 +135,7 @@ def with_owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
     rule_cc = {r.id: r.set.cost_center for r in cfg.rules if r.set.cost_center}
 
     def from_rule(mapping: dict[str, str]) -> pl.Expr:
-        return pl.col("__rule").replace_strict(mapping, default=None, return_dtype=pl.String)
+        return mapped(pl.col("__rule"), mapping)
 
     lf = billing.with_columns(
         tag_tenant.alias("__tag_tenant"),
@@ -288,6 +289,8 @@ KEY_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
 
 
 def combined_weights(specs: list[PoolSpec]) -> pl.DataFrame:
+    """Every pool's weights with, per split group, each tenant's cumulative share range
+    [__lo, __hi): the last tenant's __hi is exactly 1."""
     frames = []
     for spec in specs:
         w = spec.weights
@@ -301,12 +304,23 @@ def combined_weights(specs: list[PoolSpec]) -> pl.DataFrame:
         ))
     schema = pl.Schema({"__pool": pl.String(), **dict(KEY_COLUMNS.values()),
                         "__share_tenant": pl.String(), "__w": pl.Float64(), "__method": pl.String()})
-    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    df = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    group = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
+    df = df.sort([*group, "__w", "__share_tenant"], descending=[*[False] * len(group), True, False],
+                 nulls_last=True)
+    hi = pl.col("__w").cum_sum().over(group)
+    last = pl.int_range(pl.len()).over(group) == pl.len().over(group) - 1
+    df = df.with_columns(pl.when(last).then(pl.lit(1.0)).otherwise(hi).alias("__hi"))
+    return df.with_columns(pl.col("__hi").shift(1).over(group).fill_null(0.0).alias("__lo"))
 
 
 def _split(rows: pl.LazyFrame, specs: list[PoolSpec]) -> pl.LazyFrame:
-    """Pool rows, each split into one row per tenant with its share; the largest share
-    takes the rounding remainder so the parts add up to the row exactly."""
+    """Pool rows, each split into one row per tenant with its share.
+
+    A tenant's part is ``round(C × hi) − round(C × lo)`` over its cumulative share range,
+    so the parts telescope to ``round(C × 1) − round(C × 0) = C`` exactly, row by row,
+    with no window over the rows (which would stop the query streaming).
+    """
     keyed = rows.with_columns(
         pl.when(pl.col("__pool").is_in([s.id for s in specs if k in s.keys])).then(pl.col(k))
         .otherwise(None).cast(dtype).alias(alias)
@@ -314,15 +328,14 @@ def _split(rows: pl.LazyFrame, specs: list[PoolSpec]) -> pl.LazyFrame:
     )
     on = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
     joined = keyed.join(combined_weights(specs).lazy(), on=on, how="left", nulls_equal=True)
-    share = pl.col("__w").cast(pl.Decimal(38, 12))
-    first = pl.col("__w").rank("ordinal", descending=True).over("x_BillingRow") == 1
+    share = pl.Decimal(38, 12)
     out = []
     for name in ("BilledCost", "EffectiveCost"):
-        part = (pl.col(name) * share).cast(MONEY)
-        others = part.sum().over("x_BillingRow") - part
+        upper = (pl.col(name) * pl.col("__hi").cast(share)).cast(MONEY)
+        lower = (pl.col(name) * pl.col("__lo").cast(share)).cast(MONEY)
         out.append(
             pl.when(pl.col("__w").is_null()).then(pl.col(name))
-            .when(first).then(pl.col(name) - others).otherwise(part).cast(MONEY).alias(name)
+            .otherwise(upper - lower).cast(MONEY).alias(name)
         )
     has = pl.col("__w").is_not_null()
     return joined.with_columns(
@@ -360,11 +373,9 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
     team_of = cfg.tenant_team()
     cc_of = cfg.tenant_cost_center()
     return pl.concat([p.select(cols) for p in parts], how="vertical_relaxed").with_columns(
-        pl.coalesce(pl.col("x_Team"), pl.col("x_Tenant").replace_strict(team_of, default=None,
-                                                                         return_dtype=pl.String),
+        pl.coalesce(pl.col("x_Team"), mapped(pl.col("x_Tenant"), team_of),
                     pl.lit(UNALLOCATED)).alias("x_Team"),
-        pl.coalesce(pl.col("x_CostCenter"), pl.col("x_Tenant").replace_strict(cc_of, default=None,
-                                                                               return_dtype=pl.String),
+        pl.coalesce(pl.col("x_CostCenter"), mapped(pl.col("x_Tenant"), cc_of),
                     pl.lit(UNALLOCATED)).alias("x_CostCenter"),
     )
 
@@ -439,8 +450,10 @@ def allocate(wh: Warehouse, state: State, *, periods: list[str] | None = None,
                 owned = prepare(wh.scan(BILLING, where={PERIOD: period}), cfg)
                 summary = period_summary(owned)
                 specs = pool_specs(cfg, basis_of(summary), wh, period)
+                # The two branches (whole rows, split rows) each scan the period again: a
+                # shared cached subplan would hold the whole period in memory instead.
                 wh.replace_partition(ALLOCATED, {PERIOD: period}, allocate_lazy(owned, specs, cfg),
-                                     run_id=run_id)
+                                     run_id=run_id, optimizations=NO_SHARED_SUBPLANS)
                 allocated = wh.scan(ALLOCATED, where={PERIOD: period})
                 wh.replace_partition(CUBE, {PERIOD: period}, cube_frame(allocated), run_id=run_id)
                 before = _sums(summary.lazy().rename({"__billed": "BilledCost",
