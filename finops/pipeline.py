@@ -38,13 +38,21 @@ def _forecast(wh: Warehouse, state: State) -> str:
     return run_stage(wh, state)
 
 
+def _query_cost(wh: Warehouse, state: State) -> str:
+    from models.query_cost import run_stage
+
+    return run_stage(wh, state)
+
+
 def _recommend(wh: Warehouse, state: State) -> str:
     from models.rightsizing.run import run_stage
 
     return run_stage(wh, state)
 
 
+# Query cost comes first: its per-tenant shares split the warehouse bills in allocate.
 STAGES: list[tuple[str, Callable[[Warehouse, State], str]]] = [
+    ("query_cost", _query_cost),
     ("allocate", _allocate),
     ("recommend", _recommend),
     ("anomalies", _anomalies),

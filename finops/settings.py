@@ -46,6 +46,18 @@ class SnowflakeSettings(BaseModel):
     credit_price: float | None = Field(default=None, gt=0)
 
 
+class BigQuerySettings(BaseModel):
+    project: str | None = None
+    region: str = "region-us"
+    price_per_tib: float = Field(default=6.25, gt=0)
+
+
+class DatabricksSettings(BaseModel):
+    host: str | None = None
+    http_path: str | None = None
+    token: SecretStr | None = None
+
+
 class IngestSettings(BaseModel):
     # The run fails when more than this share of the input's absolute cost is set aside.
     max_rejected_cost_share: float = Field(default=0.01, ge=0, le=1)
@@ -72,6 +84,8 @@ class Settings(BaseSettings):
     reports: dict[str, Any] | None = None
     smtp: SmtpSettings = SmtpSettings()
     snowflake: SnowflakeSettings = SnowflakeSettings()
+    bigquery: BigQuerySettings = BigQuerySettings()
+    databricks: DatabricksSettings = DatabricksSettings()
     ingest: IngestSettings = IngestSettings()
     app: AppSettings = AppSettings()
 

@@ -38,6 +38,11 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
                 # The demo's allocation rules, as a starting point the user can edit.
                 rules.write_text(DEMO_RULES.read_text(encoding="utf-8"), encoding="utf-8")
                 info(f"allocation rules: {rules} (edit it, then `finops allocate`)")
+            # The shared Snowflake warehouse's query history, as a user would collect it.
+            from collectors.demo import inputs_dir
+            from collectors.snowflake import collect_snowflake_files
+
+            collect_snowflake_files(ctx.warehouse, ctx.state, inputs_dir(ctx.warehouse) / "snowflake")
             info(f"demo organisation written to {ctx.warehouse.home}: "
                  f"{sum(summary.rows.values()):,} billing rows")
             outcomes = run_stages(ctx.warehouse, ctx.state)

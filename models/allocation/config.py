@@ -150,6 +150,9 @@ class AllocationConfig(Strict):
     rules: list[Rule] = []
     pools: list[Pool] = []
     commitments: Commitments = Commitments()
+    # The query-cost model's section (tenant rules for queries, idle policy, prices);
+    # models/query_rules.py validates it.
+    query_cost: dict[str, Any] | None = None
 
     @field_validator("rules", "pools")
     @classmethod

@@ -217,13 +217,16 @@ def _even(basis: pl.DataFrame, keys: tuple[str, ...], tenants: list[str]) -> pl.
 
 def _metric(pool: Pool, wh: Warehouse, period: str) -> pl.DataFrame:
     assert pool.metric is not None
-    if pool.metric == "query_history":
-        if not wh.has_data("query_shares"):
-            return pl.DataFrame(schema={"day": pl.Date, "x_Tenant": pl.String, "__w": pl.Float64})
-        raw = wh.scan("query_shares").collect()
-        value = "cost" if "cost" in raw.columns else "share"
-        df = raw.select(pl.col("day").cast(pl.Date), pl.col("tenant").alias("x_Tenant"),
-                        pl.col(value).cast(pl.Float64).alias("__w"))
+    if pool.metric == "query_history" or pool.metric.startswith("query_history:"):
+        # Each tenant's share of the warehouse's query cost per day (models/query_cost.py);
+        # "query_history:snowflake" keeps one service's shares.
+        from models.query_cost import bridge_shares
+
+        shares = bridge_shares(wh)
+        if ":" in pool.metric:
+            shares = shares.filter(pl.col("service_key") == pool.metric.split(":", 1)[1])
+        df = shares.select(pl.col("day").cast(pl.Date), pl.col("tenant").alias("x_Tenant"),
+                           pl.col("share").cast(pl.Float64).alias("__w")).collect()
     else:
         path = Path(pool.metric)
         if not path.exists():
