@@ -63,7 +63,11 @@ def utilization_frame(resources: pl.DataFrame, window: Window, rng: np.random.Ge
     mem = np.clip(mem_mean * (0.93 + 0.07 * rhythm) * np.exp(rng.normal(0.0, 0.03,
                                                                         (n_res, hours))), 1, 99)
     vcpu = np.maximum(chosen["vcpu"].to_numpy(), 1)[:, None]
-    net = cpu / 100 * vcpu * 3.5e8 * np.exp(rng.normal(0.0, 0.3, (n_res, hours))) + 2e5
+    net_noise = np.exp(rng.normal(0.0, 0.3, (n_res, hours)))
+    is_idle = np.array([u == IDLE for u in util])[:, None]
+    # An idle box only answers health checks: tens of kilobytes an hour, so the right-sizing
+    # idle rule (under 5 MB a day) sees it as idle.
+    net = np.where(is_idle, 3.0e4 * net_noise, cpu / 100 * vcpu * 3.5e8 * net_noise + 2e5)
     disk = cpu / 100 * vcpu * 1.8e8 * np.exp(rng.normal(0.0, 0.4, (n_res, hours))) + 5e4
     start = chosen["start"].to_numpy()[:, None]
     end = chosen["end"].to_numpy()[:, None]

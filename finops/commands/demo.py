@@ -38,11 +38,16 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
                 # The demo's allocation rules, as a starting point the user can edit.
                 rules.write_text(DEMO_RULES.read_text(encoding="utf-8"), encoding="utf-8")
                 info(f"allocation rules: {rules} (edit it, then `finops allocate`)")
-            # The shared Snowflake warehouse's query history, as a user would collect it.
+            # The demo's other inputs, collected as a user would collect their own: the
+            # shared Snowflake warehouse's query history, utilisation and inventory.
             from collectors.demo import inputs_dir
             from collectors.snowflake import collect_snowflake_files
+            from collectors.utilization import collect_inventory_path, collect_utilization_path
 
-            collect_snowflake_files(ctx.warehouse, ctx.state, inputs_dir(ctx.warehouse) / "snowflake")
+            inputs = inputs_dir(ctx.warehouse)
+            collect_snowflake_files(ctx.warehouse, ctx.state, inputs / "snowflake")
+            collect_utilization_path(ctx.warehouse, ctx.state, inputs / "utilization.csv", source="demo")
+            collect_inventory_path(ctx.warehouse, ctx.state, inputs / "inventory.csv", source="demo")
             info(f"demo organisation written to {ctx.warehouse.home}: "
                  f"{sum(summary.rows.values()):,} billing rows")
             outcomes = run_stages(ctx.warehouse, ctx.state)
