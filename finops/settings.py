@@ -66,6 +66,9 @@ class IngestSettings(BaseModel):
 class AppSettings(BaseModel):
     base_url: str = "http://localhost:8501"
     port: int = Field(default=8501, ge=1, le=65535)
+    address: str = "127.0.0.1"
+    # Roles and identity sources for the app (models/access.py); default <home>/access.toml.
+    access: Path | None = None
 
 
 class Settings(BaseSettings):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -135,6 +136,26 @@ def build_warehouse(home: Path, lines: Sequence[Line] = LINES) -> str:
         return allocate(wh, state).run_id
     finally:
         state.close()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest runs as ``finops app`` serves: bound to 127.0.0.1, where the local developer
+    may use the app without sign-in (dev mode). Tests of sign-in change it."""
+    bind_to(monkeypatch, "127.0.0.1")
+
+
+def bind_to(monkeypatch: pytest.MonkeyPatch, address: str | None) -> None:
+    """Make ``st.get_option("server.address")`` say ``address`` (None: every interface)."""
+    import streamlit as st
+
+    real = getattr(st.get_option, "__wrapped__", st.get_option)
+
+    def get_option(key: str) -> Any:
+        return address if key == "server.address" else real(key)
+
+    get_option.__wrapped__ = real  # type: ignore[attr-defined]
+    monkeypatch.setattr(st, "get_option", get_option)
 
 
 @pytest.fixture

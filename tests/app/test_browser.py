@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from tests.app.conftest import XSS, dollars, expected_total
+from tests.app.orgdata import OWNER, build_org, write_access, write_model_outputs
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -67,16 +68,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def server(warehouse: Path, tmp_path: Path) -> Iterator[Server]:
+@contextlib.contextmanager
+def serve(home: Path, log: Path) -> Iterator[Server]:
+    """``finops app`` for ``home`` on a free loopback port, until the block ends."""
     port = _free_port()
-    log = tmp_path / "finops-app.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "finops.cli", "app", "--port", str(port), "--home", str(warehouse)],
+            [sys.executable, "-m", "finops.cli", "app", "--port", str(port), "--home", str(home)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    srv = Server(f"http://127.0.0.1:{port}", warehouse, log)
+    srv = Server(f"http://127.0.0.1:{port}", home, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -92,6 +93,13 @@ def server(warehouse: Path, tmp_path: Path) -> Iterator[Server]:
         yield srv
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def server(warehouse: Path, tmp_path: Path) -> Iterator[Server]:
+    write_model_outputs(warehouse)  # anomalies, forecasts, recommendations, query cost
+    with serve(warehouse, tmp_path / "finops-app.log") as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -118,18 +126,19 @@ def settle(page: Page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT_MS)
 
 
-def assert_healthy(page: Page, server: Server) -> None:
+def assert_healthy(page: Page, server: Server, *, pipeline: bool = True) -> None:
     for test_id in ("stException", "stAlertContentError"):
         assert page.get_by_test_id(test_id).count() == 0, (
             f"{test_id} on the page:\n{page.get_by_test_id(test_id).all_inner_texts()}\n"
             f"server log:\n{server.output()}")
     # e.g. Streamlit's "Page not found" modal when a URL does not match a page
     assert page.get_by_role("dialog").count() == 0, page.get_by_role("dialog").all_inner_texts()
-    # main.py ran (not the page alone): its navigation and warehouse panel are in the sidebar
+    # main.py ran (not the page alone): its navigation and user panel are in the sidebar
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("Showback", exact=True)).to_be_visible()
-    expect(sidebar.get_by_text("Data health", exact=True)).to_be_visible()
-    expect(sidebar.get_by_text(str(server.home))).to_be_visible()
+    for name in ("Showback", "Trends and forecast", "Anomalies", "Unit economics", "Data health"):
+        expect(sidebar.get_by_text(name, exact=True)).to_be_visible()
+    if pipeline:
+        expect(sidebar.get_by_text(str(server.home))).to_be_visible()
 
 
 def full_page_screenshot(page: Page, path: Path) -> None:
@@ -182,10 +191,67 @@ def test_pages_in_a_real_browser(server: Server, browser: Browser, artifacts: Pa
     expect(page.get_by_role("heading", name="Data health", level=1)).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_test_id("stMetricLabel").filter(has_text="Months with allocated cost")
            ).to_have_count(1, timeout=WAIT_MS)
-    expect(page.get_by_test_id("stDataFrame")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name="Reconciliation")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name="Tag coverage")).to_be_visible(timeout=WAIT_MS)
     settle(page)
     assert_healthy(page, server)
     full_page_screenshot(page, artifacts / "app-data-health.png")
 
+    # The weekly report's link to a month's showback opens that month.
+    page.goto(server.url + "/showback?period=2026-03&week=2026-W13")
+    expect(values.filter(has_text=dollars(expected_total("2026-03", "effective")))).to_have_count(
+        1, timeout=WAIT_MS)
+    settle(page)
+    assert_healthy(page, server)
+
+    # Every other page by its URL (the weekly report links to them), with its main content.
+    for path, heading, content in (
+        ("forecast", "Trends and forecast", page.locator(".js-plotly-plot")),
+        ("anomalies", "Anomalies", page.get_by_test_id("stDataFrame")),
+        ("recommendations", "Recommendations", page.get_by_test_id("stDataFrame")),
+        ("unit-economics", "Unit economics", page.locator(".js-plotly-plot")),
+    ):
+        page.set_viewport_size({"width": WIDTH, "height": 1000})
+        page.goto(f"{server.url}/{path}")
+        expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible(timeout=WAIT_MS)
+        expect(content.first).to_be_visible(timeout=WAIT_MS)
+        settle(page)
+        assert_healthy(page, server)
+        full_page_screenshot(page, artifacts / f"app-{path}.png")
+
     assert dialogs == [], f"the page opened browser dialogs: {dialogs}"
     assert script_errors == [], f"uncaught JavaScript errors: {script_errors}"
+
+
+def test_sign_in_through_a_trusted_proxy(browser: Browser, tmp_path: Path, artifacts: Path) -> None:
+    """Behind an authenticating proxy (on 127.0.0.1 here), the e-mail it sends in
+    X-Forwarded-Email signs the user in; the owner of acme sees acme only."""
+    home = build_org(tmp_path / "warehouse")
+    write_access(home, 'identity = "proxy"\n[proxy]\nheader = "X-Forwarded-Email"\n'
+                       'trusted = ["127.0.0.1", "::1"]\n')
+    with serve(home, tmp_path / "finops-app.log") as server:
+        owner = browser.new_context(viewport={"width": WIDTH, "height": 1000},
+                                    extra_http_headers={"X-Forwarded-Email": OWNER})
+        page = owner.new_page()
+        page.goto(server.url + "/")
+        expect(page.get_by_role("heading", name="Showback", level=1)).to_be_visible(timeout=WAIT_MS)
+        values = page.get_by_test_id("stMetricValue")
+        expect(values.filter(has_text="$1,455.55")).to_have_count(1, timeout=WAIT_MS)
+        settle(page)
+        assert_healthy(page, server, pipeline=False)
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_text("Tenant owner", exact=False)).to_be_visible()
+        text = page.locator("body").inner_text()
+        for other in ("globex", "initech", "9,292.92", "26,607.04"):
+            assert other not in text, f"{other} is shown to the owner of acme"
+        full_page_screenshot(page, artifacts / "app-showback-tenant-owner.png")
+        owner.close()
+
+        # Without the proxy's header (someone reaching the port directly): nothing.
+        stranger = browser.new_context(viewport={"width": WIDTH, "height": 1000})
+        page = stranger.new_page()
+        page.goto(server.url + "/")
+        expect(page.get_by_test_id("stAlertContentError")).to_contain_text(
+            "through the company sign-in", timeout=WAIT_MS)
+        expect(page.get_by_test_id("stMetricValue")).to_have_count(0)
+        stranger.close()
