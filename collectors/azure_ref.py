@@ -15,6 +15,8 @@ from importlib import resources
 
 import polars as pl
 
+from finops.lookup import mapped
+
 # Every column Cost Management writes in a cost details export, in one canonical spelling.
 # Sources: "Enterprise Agreement cost and usage details file schema" (2019-10-01 to
 # 2024-08-01), the MCA, MCA partner and pay-as-you-go schemas, and the older EA usage files.
@@ -103,8 +105,8 @@ def region(location: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """
     ids, names = _region_maps()
     key = location.str.strip_chars().str.to_lowercase()
-    region_id = key.replace_strict(ids, default=None, return_dtype=pl.String)
-    region_name = key.replace_strict(names, default=None, return_dtype=pl.String)
+    region_id = mapped(key, ids)
+    region_name = mapped(key, names)
     return (
         pl.coalesce(region_id, key.str.replace_all(" ", "", literal=True)),
         pl.coalesce(region_name, location.str.strip_chars()),
@@ -128,9 +130,9 @@ def pricing_unit(unit_of_measure: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """
     units, blocks = _unit_maps()
     key = unit_of_measure.str.strip_chars().str.to_lowercase()
-    distinct = pl.coalesce(key.replace_strict(units, default=None, return_dtype=pl.String),
+    distinct = pl.coalesce(mapped(key, units),
                            unit_of_measure.str.strip_chars())
-    block = key.replace_strict(blocks, default=None, return_dtype=pl.String).cast(pl.Float64)
+    block = mapped(key, blocks).cast(pl.Float64)
     return distinct, pl.when(unit_of_measure.is_not_null()).then(block.fill_null(1.0))
 
 
@@ -167,16 +169,16 @@ def service_index(consumed_service: pl.Expr, resource_type: pl.Expr) -> pl.Expr:
     consumed = consumed_service.str.strip_chars().str.to_lowercase()
     rtype = resource_type.str.to_lowercase()
     return pl.coalesce(
-        pl.concat_str([consumed.fill_null(""), pl.lit("|"), rtype.fill_null("")])
-        .replace_strict(pair, default=None, return_dtype=pl.UInt32),
-        rtype.replace_strict(by_type, default=None, return_dtype=pl.UInt32),
-        consumed.replace_strict(by_service, default=None, return_dtype=pl.UInt32),
+        mapped(pl.concat_str([consumed.fill_null(""), pl.lit("|"), rtype.fill_null("")]), pair,
+               return_dtype=pl.UInt32),
+        mapped(rtype, by_type, return_dtype=pl.UInt32),
+        mapped(consumed, by_service, return_dtype=pl.UInt32),
     )
 
 
 def service_field(index: pl.Expr, name: str) -> pl.Expr:
     """ServiceName, ServiceCategory, ServiceSubcategory or PublisherName of a Services.csv row."""
-    return index.replace_strict(_service_maps()[3][name], default=None, return_dtype=pl.String)
+    return mapped(index, _service_maps()[3][name])
 
 
 def arm_type(resource_id: pl.Expr) -> pl.Expr:

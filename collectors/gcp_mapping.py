@@ -64,6 +64,7 @@ from finops.ingest import (
     reason_if,
     reject_reason,
 )
+from finops.lookup import mapped
 
 WHAT = ("Google Cloud Billing export (standard or detailed usage cost, as JSON lines, "
         "CSV or Parquet)")
@@ -704,7 +705,7 @@ def focus_frame(
         pl.when(transaction.is_null() | (transaction == "GOOGLE")).then(pl.lit(PROVIDER))
         .otherwise(pl.coalesce(seller, pl.lit(PROVIDER))).alias("PublisherName"),
         region.alias("RegionId"),
-        region.replace_strict(region_names(), default=None, return_dtype=S).alias("RegionName"),
+        mapped(region, region_names(), return_dtype=S).alias("RegionName"),
         parse.blank_to_null(_c("location.zone")).alias("AvailabilityZone"),
         pl.coalesce(global_name, resource_name).alias("ResourceId"),
         resource_name.alias("ResourceName"),
@@ -715,7 +716,7 @@ def focus_frame(
                 separator="/",
             )
         ).alias("ResourceType"),
-        service.replace_strict(service_categories(), default="Other", return_dtype=S)
+        mapped(service, service_categories(), default="Other", return_dtype=S)
         .alias("ServiceCategory"),
         service.alias("ServiceName"),
         sku_id.alias("SkuId"),

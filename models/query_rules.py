@@ -47,6 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from finops.errors import ConfigError
+from finops.lookup import mapped
 from finops.parse import tags_json
 from models.tags import normalise_value
 
@@ -259,8 +260,7 @@ def _rule_match(rule: TenantRule, columns: Sequence[str]) -> pl.Expr:
     subject = pl.col(column)
     if rule.values is not None:
         mapping = {k.strip().lower(): v for k, v in rule.values.items()}
-        return subject.str.strip_chars().str.to_lowercase().replace_strict(
-            mapping, default=None, return_dtype=pl.String)
+        return mapped(subject.str.strip_chars().str.to_lowercase(), mapping)
     return _pattern(rule, subject)
 
 
