@@ -317,42 +317,6 @@ def combined_weights(specs: list[PoolSpec]) -> pl.DataFrame:
     return df.with_columns(pl.col("__hi").shift(1).over(group).fill_null(0.0).alias("__lo"))
 
 
-def _split(rows: pl.LazyFrame, specs: list[PoolSpec]) -> pl.LazyFrame:
-    """Pool rows, each split into one row per tenant with its share.
-
-    A tenant's part is ``round(C × hi) − round(C × lo)`` over its cumulative share range,
-    so the parts telescope to ``round(C × 1) − round(C × 0) = C`` exactly, row by row,
-    with no window over the rows (which would stop the query streaming).
-    """
-    keyed = rows.with_columns(
-        pl.when(pl.col("__pool").is_in([s.id for s in specs if k in s.keys])).then(pl.col(k))
-        .otherwise(None).cast(dtype).alias(alias)
-        for k, (alias, dtype) in KEY_COLUMNS.items()
-    )
-    on = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
-    joined = keyed.join(combined_weights(specs).lazy(), on=on, how="left", nulls_equal=True)
-    share = pl.Decimal(38, 12)
-    out = []
-    for name in ("BilledCost", "EffectiveCost"):
-        upper = (pl.col(name) * pl.col("__hi").cast(share)).cast(MONEY)
-        lower = (pl.col(name) * pl.col("__lo").cast(share)).cast(MONEY)
-        out.append(
-            pl.when(pl.col("__w").is_null()).then(pl.col(name))
-            .otherwise(upper - lower).cast(MONEY).alias(name)
-        )
-    has = pl.col("__w").is_not_null()
-    return joined.with_columns(
-        *out,
-        pl.when(has).then(pl.col("__share_tenant")).otherwise(pl.lit(UNALLOCATED)).alias("x_Tenant"),
-        pl.when(has).then(pl.col("__method")).otherwise(pl.lit(UNALLOCATED)).alias("x_AllocationMethod"),
-        pl.when(has).then(pl.col("__pool")).otherwise(pl.col("__pool") + ":no-basis")
-        .alias("x_AllocationRule"),
-        pl.col("__w").fill_null(1.0).alias("x_AllocationShare"),
-        pl.lit(None, pl.String).alias("x_Team"),
-        pl.lit(None, pl.String).alias("x_CostCenter"),
-    )
-
-
 def output_columns(schema: pl.Schema) -> list[str]:
     focus = [c for c in COLUMN_NAMES if c in schema]
     period = [PERIOD] if PERIOD in schema else []
@@ -360,22 +324,47 @@ def output_columns(schema: pl.Schema) -> list[str]:
 
 
 def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationConfig) -> pl.LazyFrame:
-    """All allocated rows of one period: rows with a direct owner or none pass through,
-    pool rows are split. Two branches over the input, whatever the number of pools."""
+    """All allocated rows of one period, in one pass over the input.
+
+    Rows with a direct owner or none pass through. Pool rows meet their pool's weights in
+    one join (a row becomes one row per tenant) and each tenant's part is
+    ``round(C × hi) − round(C × lo)`` over its cumulative share range, so the parts
+    telescope to ``round(C × 1) − round(C × 0) = C`` exactly, with no window over rows
+    (which would stop the query streaming).
+    """
     schema = owned.collect_schema()
     cols = output_columns(pl.Schema({**schema, **dict.fromkeys(ALLOCATION_COLUMNS, pl.String())}))
-    whole = owned.filter(pl.col("__pool").is_null()).with_columns(
-        pl.col("x_Tenant").fill_null(UNALLOCATED),
-        pl.col("x_AllocationMethod").fill_null(UNALLOCATED),
-        pl.col("x_AllocationRule").fill_null(UNALLOCATED),
-        pl.lit(1.0).alias("x_AllocationShare"),
+    keyed = owned.with_columns(
+        pl.when(pl.col("__pool").is_in([s.id for s in specs if k in s.keys])).then(pl.col(k))
+        .otherwise(None).cast(dtype).alias(alias)
+        for k, (alias, dtype) in KEY_COLUMNS.items()
     )
-    parts = [whole]
-    if specs:
-        parts.append(_split(owned.filter(pl.col("__pool").is_not_null()), specs))
+    on = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
+    joined = keyed.join(combined_weights(specs).lazy(), on=on, how="left", nulls_equal=True)
+    pooled = pl.col("__pool").is_not_null()
+    has = pl.col("__w").is_not_null()
+    share = pl.Decimal(38, 12)
+    amounts = []
+    for name in ("BilledCost", "EffectiveCost"):
+        upper = (pl.col(name) * pl.col("__hi").cast(share)).cast(MONEY)
+        lower = (pl.col(name) * pl.col("__lo").cast(share)).cast(MONEY)
+        amounts.append(pl.when(has).then(upper - lower).otherwise(pl.col(name)).cast(MONEY).alias(name))
     team_of = cfg.tenant_team()
     cc_of = cfg.tenant_cost_center()
-    return pl.concat([p.select(cols) for p in parts], how="vertical_relaxed").with_columns(
+    placed = joined.with_columns(
+        *amounts,
+        pl.when(has).then(pl.col("__share_tenant")).when(pooled).then(pl.lit(UNALLOCATED))
+        .otherwise(pl.col("x_Tenant").fill_null(UNALLOCATED)).alias("x_Tenant"),
+        pl.when(has).then(pl.col("__method")).when(pooled).then(pl.lit(UNALLOCATED))
+        .otherwise(pl.col("x_AllocationMethod").fill_null(UNALLOCATED)).alias("x_AllocationMethod"),
+        pl.when(has).then(pl.col("__pool")).when(pooled).then(pl.col("__pool") + ":no-basis")
+        .otherwise(pl.col("x_AllocationRule").fill_null(UNALLOCATED)).alias("x_AllocationRule"),
+        pl.when(has).then(pl.col("__w")).otherwise(pl.lit(1.0)).alias("x_AllocationShare"),
+        # A split row's team and cost centre are its new tenant's, from the hierarchy.
+        pl.when(pooled).then(None).otherwise(pl.col("x_Team")).alias("x_Team"),
+        pl.when(pooled).then(None).otherwise(pl.col("x_CostCenter")).alias("x_CostCenter"),
+    )
+    return placed.select(cols).with_columns(
         pl.coalesce(pl.col("x_Team"), mapped(pl.col("x_Tenant"), team_of),
                     pl.lit(UNALLOCATED)).alias("x_Team"),
         pl.coalesce(pl.col("x_CostCenter"), mapped(pl.col("x_Tenant"), cc_of),
