@@ -95,6 +95,13 @@ def allocation_sql(cfg: AllocationConfig, billing_glob: str, out_dir: str, colum
              ("builtin:taxes", "w_taxes", FOLLOW)]
     for n, p in enumerate(cfg.pools):
         keys = DAY if p.granularity == "day" else ("billing_period", "BillingCurrency")
+        if p.method == "metric":
+            # The benchmark warehouse has no query history: like the engine, the pool
+            # finds no basis and its rows stay unallocated (`<pool>:no-basis`).
+            weights.append(f"w_{n} AS (SELECT NULL::DATE AS day, NULL::VARCHAR AS tenant, "
+                           "NULL::DOUBLE AS w WHERE false)")
+            specs.append((p.id, f"w_{n}", ("day",)))
+            continue
         # As the engine: proportional among the pool's tenants if listed (else all with
         # direct cost); even among the pool's tenants, else the configured ones.
         among = p.tenants if p.method == "proportional" else (p.tenants or tenants)
