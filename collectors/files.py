@@ -12,25 +12,28 @@ from finops.errors import BadInputError
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".snappy.parquet", ".gz.parquet")
 
 
-def is_export_file(path: Path) -> bool:
+def is_export_file(path: Path, suffixes: tuple[str, ...] = SUFFIXES) -> bool:
     name = path.name.lower()
-    return not name.startswith((".", "_")) and name.endswith(SUFFIXES)
+    return not name.startswith((".", "_")) and name.endswith(suffixes)
 
 
-def find_files(path: Path, *, what: str) -> list[Path]:
+def find_files(path: Path, *, what: str, suffixes: tuple[str, ...] = SUFFIXES,
+               kinds: str = "CSV, CSV.gz or Parquet") -> list[Path]:
+    """The export files at ``path`` (a file, or every matching file below a folder)."""
     if not path.exists():
         raise BadInputError(f"{path}: no such file or folder", hint=f"Give the path of a {what}.")
+    listed = ", ".join(suffixes)
     if path.is_file():
-        if not is_export_file(path):
+        if not is_export_file(path, suffixes):
             raise BadInputError(
-                f"{path}: not a CSV, CSV.gz or Parquet file",
-                hint=f"Give the path of a {what} (.csv, .csv.gz or .parquet), or a folder of them.",
+                f"{path}: not a {kinds} file",
+                hint=f"Give the path of a {what} ({listed}), or a folder of them.",
             )
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and is_export_file(p))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and is_export_file(p, suffixes))
     if not files:
         raise BadInputError(
-            f"{path}: no .csv, .csv.gz or .parquet files in this folder",
+            f"{path}: no {listed} files in this folder",
             hint=f"Point --path at a {what} or a folder that holds them.",
         )
     return files

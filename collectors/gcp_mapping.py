@@ -52,6 +52,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from polars.datatypes import DataTypeClass
 
+from collectors.files import find_files
 from finops import parse
 from finops.errors import BadInputError
 from finops.focus import MONEY, TAGS, TIMESTAMP
@@ -148,29 +149,8 @@ def region_names() -> dict[str, str]:
 
 
 # ---- finding and reading files -------------------------------------------------------
-def is_export_file(path: Path) -> bool:
-    name = path.name.lower()
-    return not name.startswith((".", "_")) and name.endswith(SUFFIXES)
-
-
 def find_export_files(path: Path) -> list[Path]:
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file or folder", hint=f"Give the path of a {WHAT}.")
-    if path.is_file():
-        if not is_export_file(path):
-            raise BadInputError(
-                f"{path}: not a JSON lines, CSV or Parquet file",
-                hint=f"Give the path of a {WHAT} (.json, .jsonl, .csv, .parquet, optionally "
-                ".gz), or a folder of them.",
-            )
-        return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and is_export_file(p))
-    if not files:
-        raise BadInputError(
-            f"{path}: no .json, .jsonl, .csv or .parquet files in this folder",
-            hint=f"Point --path at a {WHAT} or a folder that holds them.",
-        )
-    return files
+    return find_files(path, what=WHAT, suffixes=SUFFIXES, kinds="JSON lines, CSV or Parquet")
 
 
 def _kind(path: Path) -> str:

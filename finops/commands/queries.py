@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,10 +37,9 @@ def _parse_day(text: str | None, flag: str) -> dt.date | None:
 
 
 def _config(ctx: Context) -> QueryCostConfig:
-    from models.query_rules import load_config
+    from models.query_cost import stage_config
 
-    return load_config(ctx.settings.allocation_config,
-                       credit_price=ctx.settings.snowflake.credit_price)
+    return stage_config(ctx.warehouse)
 
 
 def _report(result: object, fmt: Format) -> None:
@@ -54,6 +54,22 @@ def _report(result: object, fmt: Format) -> None:
     emit(result.frame(), fmt, title=f"Collected from {result.source}")
 
 
+def _collect(home: Path | None, fmt: Format, path: Path | None,
+             from_files: Callable[..., object], live: Callable[..., object]) -> None:
+    """Collect from view exports at ``path``, or live from the service (``live`` takes the
+    context and the rejected-rows share)."""
+    ctx = open_context(home)
+    try:
+        share = ctx.settings.ingest.max_rejected_cost_share
+        if path is not None:
+            result = from_files(ctx.warehouse, ctx.state, path, max_rejected_share=share)
+        else:
+            result = live(ctx, share)
+    finally:
+        ctx.close()
+    _report(result, fmt)
+
+
 def register(app: typer.Typer, collect_app: typer.Typer) -> None:
     @collect_app.command("snowflake")
     def collect_snowflake_cmd(
@@ -65,19 +81,9 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
         """Snowflake QUERY_HISTORY, WAREHOUSE_METERING_HISTORY, QUERY_ATTRIBUTION_HISTORY, rates."""
         from collectors.snowflake import collect_snowflake_files, collect_snowflake_live
 
-        ctx = open_context(home)
-        try:
-            share = ctx.settings.ingest.max_rejected_cost_share
-            if path is not None:
-                result = collect_snowflake_files(ctx.warehouse, ctx.state, path,
-                                                 max_rejected_share=share)
-            else:
-                result = collect_snowflake_live(ctx.warehouse, ctx.state, ctx.settings.snowflake,
-                                                overlap=timedelta(hours=overlap_hours),
-                                                max_rejected_share=share)
-        finally:
-            ctx.close()
-        _report(result, fmt)
+        _collect(home, fmt, path, collect_snowflake_files, lambda ctx, share: collect_snowflake_live(
+            ctx.warehouse, ctx.state, ctx.settings.snowflake, overlap=timedelta(hours=overlap_hours),
+            max_rejected_share=share))
 
     @collect_app.command("bigquery-jobs")
     def collect_bigquery_cmd(
@@ -89,19 +95,8 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
         """BigQuery INFORMATION_SCHEMA.JOBS (and RESERVATIONS_TIMELINE where readable)."""
         from collectors.bigquery_jobs import collect_bigquery_files, collect_bigquery_live
 
-        ctx = open_context(home)
-        try:
-            share = ctx.settings.ingest.max_rejected_cost_share
-            if path is not None:
-                result = collect_bigquery_files(ctx.warehouse, ctx.state, path,
-                                                max_rejected_share=share)
-            else:
-                result = collect_bigquery_live(ctx.warehouse, ctx.state,
-                                               overlap=timedelta(hours=overlap_hours),
-                                               max_rejected_share=share)
-        finally:
-            ctx.close()
-        _report(result, fmt)
+        _collect(home, fmt, path, collect_bigquery_files, lambda ctx, share: collect_bigquery_live(
+            ctx.warehouse, ctx.state, overlap=timedelta(hours=overlap_hours), max_rejected_share=share))
 
     @collect_app.command("databricks")
     def collect_databricks_cmd(
@@ -113,19 +108,8 @@ def register(app: typer.Typer, collect_app: typer.Typer) -> None:
         """Databricks system.billing.usage and system.billing.list_prices."""
         from collectors.databricks import collect_databricks_files, collect_databricks_live
 
-        ctx = open_context(home)
-        try:
-            share = ctx.settings.ingest.max_rejected_cost_share
-            if path is not None:
-                result = collect_databricks_files(ctx.warehouse, ctx.state, path,
-                                                  max_rejected_share=share)
-            else:
-                result = collect_databricks_live(ctx.warehouse, ctx.state,
-                                                 overlap=timedelta(hours=overlap_hours),
-                                                 max_rejected_share=share)
-        finally:
-            ctx.close()
-        _report(result, fmt)
+        _collect(home, fmt, path, collect_databricks_files, lambda ctx, share: collect_databricks_live(
+            ctx.warehouse, ctx.state, overlap=timedelta(hours=overlap_hours), max_rejected_share=share))
 
     @app.command("queries")
     def queries_cmd(
