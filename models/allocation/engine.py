@@ -30,12 +30,12 @@ import polars as pl
 from finops.errors import StageError
 from finops.focus import COLUMN_NAMES, MONEY
 from finops.ingest import BILLING, PERIOD
-from finops.lookup import mapped
+from finops.lookup import gathered, index_of, mapped, row_of
 from finops.progress import progress
 from finops.state import PeriodTotal, State
 from finops.warehouse import Warehouse
 from models.allocation.config import AllocationConfig, Pool, load_config
-from models.allocation.match import condition
+from models.allocation.match import FIELDS, condition
 from models.tags import normalise_value
 
 ALLOCATED = "allocated"
@@ -127,7 +127,8 @@ def builtin_pools(cfg: AllocationConfig) -> list[tuple[pl.Expr, str]]:
 
 
 def with_owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
-    """Adds the direct owner (tag, then rule), the pool a row falls to, and ``day``."""
+    """Adds the direct owner (tag, then rule) and the pool a row falls to, evaluated on
+    every row of ``billing`` (``owners`` calls it once per distinct decision input)."""
     tag_tenant = _dimension(cfg, "tenant")
     rule_id = _chain([(condition(r.match, tag_tenant=pl.col("__tag_tenant")), r.id) for r in cfg.rules])
     rule_tenant = {r.id: r.set.tenant for r in cfg.rules if r.set.tenant}
@@ -141,7 +142,6 @@ def with_owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
         tag_tenant.alias("__tag_tenant"),
         _dimension(cfg, "team").alias("__tag_team"),
         _dimension(cfg, "cost_center").alias("__tag_cc"),
-        pl.col("ChargePeriodStart").dt.date().alias("day"),
     ).with_columns(
         pl.when(pl.col("__tag_tenant").is_null()).then(rule_id).alias("__rule"),
     )
@@ -159,7 +159,52 @@ def with_owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
              *[(condition(p.match, tag_tenant=pl.col("__tag_tenant")), p.id) for p in cfg.pools]]
     return lf.with_columns(
         pl.when(pl.col("x_AllocationMethod").is_null()).then(_chain(pools)).alias("__pool")
-    )
+    ).drop("__tag_tenant", "__tag_team", "__tag_cc", "__rule")
+
+
+# What ``with_owners`` decides, and what it reads beyond the columns rules and pools match.
+OWNER_COLUMNS = ("x_Tenant", "x_Team", "x_CostCenter", "x_AllocationMethod", "x_AllocationRule", "__pool")
+ALWAYS_READ = ("SubAccountId", "ChargeCategory", "ChargeClass", "CommitmentDiscountStatus", "Tags")
+KEY = "__key"
+
+
+def decision_columns(cfg: AllocationConfig, schema: pl.Schema) -> list[str]:
+    """The columns a row's owner depends on: tags, account, the built-in pools' columns
+    and whatever the config's rules and pools match on."""
+    used = set(ALWAYS_READ)
+    for match in [*(r.match for r in cfg.rules), *(p.match for p in cfg.pools)]:
+        used |= {column for field, column in FIELDS.items() if getattr(match, field) is not None}
+    return [c for c in schema if c in used]
+
+
+def decision_key(columns: list[str]) -> pl.Expr:
+    return pl.struct(columns).hash().alias(KEY)
+
+
+def decisions(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.DataFrame | None:
+    """The owner of each distinct combination of decision columns, keyed by its hash.
+
+    A billing period has ~30 times fewer distinct combinations than rows (resources
+    repeat daily), so 50 rules with patterns cost almost nothing here. None when two
+    different combinations share a hash (then ``owners`` decides row by row).
+    """
+    columns = decision_columns(cfg, billing.collect_schema())
+    distinct = billing.select(columns).unique().collect(engine="streaming")
+    distinct = distinct.with_columns(decision_key(columns))
+    if distinct[KEY].is_duplicated().any():
+        return None
+    return with_owners(distinct.lazy(), cfg).select(KEY, *OWNER_COLUMNS).collect()
+
+
+def owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
+    """``billing`` with ``day``, its direct owner (x_ columns) and its pool (``__pool``)."""
+    dated = billing.with_columns(pl.col("ChargePeriodStart").dt.date().alias("day"))
+    table = decisions(billing, cfg)
+    if table is None:
+        return with_owners(dated, cfg)
+    columns = decision_columns(cfg, billing.collect_schema())
+    decided = gathered(index_of(decision_key(columns), table[KEY]), table.drop(KEY))
+    return dated.with_columns(decided.alias("__owner")).unnest("__owner")
 
 
 # ---- step 3: pool weights (the small global step) ----------------------------------------
@@ -281,8 +326,8 @@ def pool_specs(cfg: AllocationConfig, basis: pl.DataFrame, wh: Warehouse, period
 
 # ---- step 3 and 4: the allocated rows ----------------------------------------------------
 
-# Every pool's weights in one table, so pool rows need one join, not one per pool. A key
-# a pool does not split by is null on both sides of the join.
+# Every pool's weights in one table, so a pool row needs one lookup, not one per pool. A
+# key a pool does not split by is null on both the row and the weights.
 KEY_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
     "day": ("__k_day", pl.Date()),
     "BillingCurrency": ("__k_cur", pl.String()),
@@ -317,6 +362,17 @@ def combined_weights(specs: list[PoolSpec]) -> pl.DataFrame:
     return df.with_columns(pl.col("__hi").shift(1).over(group).fill_null(0.0).alias("__lo"))
 
 
+SPLIT_GROUP = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
+SHARE_FIELDS = ("__share_tenant", "__w", "__lo", "__hi", "__method")
+
+
+def split_groups(specs: list[PoolSpec]) -> pl.DataFrame:
+    """One row per split group (a pool and the keys it splits by) with its tenants'
+    shares as a list, in ``combined_weights`` order."""
+    return combined_weights(specs).group_by(SPLIT_GROUP, maintain_order=True).agg(
+        pl.struct(*SHARE_FIELDS).alias("__shares"))
+
+
 def output_columns(schema: pl.Schema) -> list[str]:
     focus = [c for c in COLUMN_NAMES if c in schema]
     period = [PERIOD] if PERIOD in schema else []
@@ -326,8 +382,8 @@ def output_columns(schema: pl.Schema) -> list[str]:
 def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationConfig) -> pl.LazyFrame:
     """All allocated rows of one period, in one pass over the input.
 
-    Rows with a direct owner or none pass through. Pool rows meet their pool's weights in
-    one join (a row becomes one row per tenant) and each tenant's part is
+    Rows with a direct owner or none pass through. A pool row finds its split group's
+    shares (it becomes one row per tenant) and each tenant's part is
     ``round(C × hi) − round(C × lo)`` over its cumulative share range, so the parts
     telescope to ``round(C × 1) − round(C × 0) = C`` exactly, with no window over rows
     (which would stop the query streaming).
@@ -339,8 +395,12 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
         .otherwise(None).cast(dtype).alias(alias)
         for k, (alias, dtype) in KEY_COLUMNS.items()
     )
-    on = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
-    joined = keyed.join(combined_weights(specs).lazy(), on=on, how="left", nulls_equal=True)
+    # Each pool row takes its split group's list of shares and becomes one row per share:
+    # a lookup and an explode, where a join would copy every wide row through a hash table.
+    groups = split_groups(specs)
+    shares = gathered(row_of(SPLIT_GROUP, groups.select(SPLIT_GROUP)), groups.select("__shares"))
+    joined = (keyed.with_columns(shares.struct.field("__shares"))
+              .explode("__shares").unnest("__shares"))
     pooled = pl.col("__pool").is_not_null()
     has = pl.col("__w").is_not_null()
     share = pl.Decimal(38, 12)
@@ -373,7 +433,7 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
 
 
 def prepare(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
-    return with_owners(billing.with_row_index("x_BillingRow").with_columns(
+    return owners(billing.with_row_index("x_BillingRow").with_columns(
         pl.col("x_BillingRow").cast(pl.Int64)), cfg)
 
 

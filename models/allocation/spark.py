@@ -4,7 +4,7 @@ The data is split by billing period and account. First the small global step: ea
 partition's direct costs are aggregated by the Polars function ``direct_basis`` (through
 ``applyInArrow``), collected to the driver, and turned into the pools' weights by
 ``pool_specs`` exactly as on one machine. Then each partition is allocated by the same
-Polars functions (``with_owners`` and ``allocate_lazy``), the weights travelling with the
+Polars functions (``owners`` and ``allocate_lazy``), the weights travelling with the
 task. Results are identical to the single-node path, row for row, except for
 ``x_BillingRow`` (a row's number within its partition here, within its period there).
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 from finops.ingest import PERIOD
 from finops.warehouse import Warehouse
 from models.allocation.config import AllocationConfig
-from models.allocation.engine import BASIS_KEYS, allocate_lazy, direct_basis, pool_specs, with_owners
+from models.allocation.engine import BASIS_KEYS, allocate_lazy, direct_basis, owners, pool_specs
 
 PARTITION = (PERIOD, "SubAccountId")
 
@@ -58,7 +58,7 @@ def allocate_spark(spark: Any, billing: Any, cfg: AllocationConfig, wh: Warehous
 
     def basis(table: pa.Table) -> pa.Table:
         period = table.column(PERIOD)[0].as_py() if table.num_rows else None
-        df = direct_basis(with_owners(_polars(table), cfg)).with_columns(pl.lit(period).alias(PERIOD))
+        df = direct_basis(owners(_polars(table), cfg)).with_columns(pl.lit(period).alias(PERIOD))
         # Spark wants its own Arrow types (string, not Polars' large_string).
         return df.select([*BASIS_KEYS, "cost", PERIOD]).to_arrow().cast(basis_arrow)
 
@@ -79,7 +79,7 @@ def allocate_spark(spark: Any, billing: Any, cfg: AllocationConfig, wh: Warehous
     # The output schema: what the Polars path produces for an empty partition.
     sample = pl.from_arrow(billing.limit(0).toArrow())
     assert isinstance(sample, pl.DataFrame)
-    empty = allocate_lazy(with_owners(_polars(sample.to_arrow()), cfg), [], cfg).collect()
+    empty = allocate_lazy(owners(_polars(sample.to_arrow()), cfg), [], cfg).collect()
     out_schema = from_arrow_schema(empty.to_arrow().schema)
     out_arrow = to_arrow_schema(out_schema, timezone="UTC")
 
@@ -87,7 +87,7 @@ def allocate_spark(spark: Any, billing: Any, cfg: AllocationConfig, wh: Warehous
         if not table.num_rows:
             return empty.to_arrow().cast(out_arrow)
         period = table.column(PERIOD)[0].as_py()
-        owned = with_owners(_polars(table), cfg)
+        owned = owners(_polars(table), cfg)
         result = allocate_lazy(owned, specs.get(period, []), cfg).collect()
         return result.select(empty.columns).cast(empty.schema).to_arrow().cast(out_arrow)
 

@@ -11,7 +11,7 @@ import pytest
 from finops.errors import ConfigError
 from finops.state import open_state
 from finops.warehouse import Warehouse
-from models.allocation import allocate, load_config
+from models.allocation import AllocationConfig, allocate, engine, load_config
 from tests.core.cli import finops
 from tests.models.billing_rows import line, write_billing
 
@@ -160,6 +160,29 @@ def test_without_config_tags_and_builtin_policies_only(home: Path) -> None:
     assert sorted(credit["x_Tenant"]) == ["acme", "acme corp", "globex"]
     assert credit["EffectiveCost"].sum() == Decimal(-3)
     assert df.filter(pl.col("x_SourceRow") == 5)["x_Tenant"].to_list() == ["unallocated"]
+
+
+def test_rows_sharing_a_decision_hash_are_decided_row_by_row(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Owners are decided once per distinct input, keyed by a hash; should two inputs
+    share a hash, every row is decided on its own instead, with the same result."""
+    config = tmp_path / "allocation.yaml"
+    allocate(Warehouse(home), open_state(home), config_path=config)
+    order = ["x_BillingRow", "x_Tenant"]
+    by_decision = allocated(home).sort(order)
+    calls: list[pl.DataFrame] = []
+    real = engine.with_owners
+
+    def spy(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
+        calls.append(billing.collect())
+        return real(billing, cfg)
+
+    monkeypatch.setattr(engine, "decision_key", lambda columns: pl.lit(7, pl.UInt64).alias(engine.KEY))
+    monkeypatch.setattr(engine, "with_owners", spy)
+    allocate(Warehouse(home), open_state(home), config_path=config)
+    # The distinct inputs were never decided on; the 13 rows were, each with its cost.
+    assert [c.height for c in calls] == [len(ROWS)] and "EffectiveCost" in calls[0].columns
+    assert allocated(home).sort(order).equals(by_decision)
 
 
 def test_pool_without_basis_stays_unallocated_and_visible(tmp_path: Path) -> None:
