@@ -4,9 +4,15 @@ import os
 
 __version__ = "0.1.0"
 
-# Polars' Parquet reader decodes several row groups ahead of the query by default; with
-# our wide FOCUS rows that read-ahead, not the query, set the peak memory of every
-# streaming pass (a 3M-row period read and written: 2.4 GiB ahead 7, 1.1 GiB ahead 1, in
-# the same time). Read at scan time, so setting it here, before any query, is enough;
-# an explicit setting in the environment wins.
+# Two Polars streaming-engine defaults, set before any query runs (Polars reads them once;
+# an explicit setting in the environment wins). Measured on a 3.1M-row billing period of
+# wide FOCUS rows (bench/allocate.py data):
+# - The Parquet reader decodes several row groups ahead of the query; that read-ahead,
+#   not the query, set the peak of a plain read and write (2.4 GiB ahead 7, 1.1 GiB
+#   ahead 1, same time).
+# - Allocation turns a pool row into one row per tenant, and pool rows come in clusters
+#   (a provider writes a service's lines together), so a 100k-row morsel can become
+#   600k wide rows: 2.7 GiB at 100k rows per morsel, 1.6 GiB at 10k, same CPU time
+#   within 5%.
 os.environ.setdefault("POLARS_ROW_GROUP_PREFETCH_SIZE", "1")
+os.environ.setdefault("POLARS_IDEAL_MORSEL_SIZE", "16384")
