@@ -6,10 +6,12 @@ The mapping, and the choices it makes for credits, committed use discounts and l
 is described in :mod:`collectors.gcp_mapping`.
 
 Each input is rewritten as a canonical Parquet file in a scratch folder under the
-warehouse's ``_staging``; the CUD pools are computed over all of them (a commitment fee
-and the usage it covers may sit in different files); then the shared loader stages the
-FOCUS rows, sets aside bad ones, replaces each (source, billing period) partition and
-reconciles ``cost + Σ credits`` per invoice month and currency to the cent.
+warehouse's ``_staging``, and each canonical file is mapped once to an un-amortised FOCUS
+Parquet file beside it; the CUD pools are computed over all of those (a commitment fee
+and the usage it covers may sit in different files); then the shared loader reads them
+again with the fees amortised, stages the FOCUS rows, sets aside bad ones, replaces each
+(source, billing period) partition and reconciles ``cost + Σ credits`` per invoice month
+and currency to the cent. Every pass streams: memory stays flat as the rows grow.
 """
 
 from __future__ import annotations
@@ -97,33 +99,84 @@ def _needing_prices(items: Sequence[Canonical]) -> tuple[set[str], set[str]]:
             {c for c in df["currency"].to_list() if c})
 
 
+# Memory bounds for the mapping pass. Polars' streaming Parquet reader reads many row
+# groups ahead of a slow (compute-bound) query: over a canonical file with the sink's
+# default row groups (~120k rows) that read-ahead alone held ~2.7 GB at 5M rows. So the
+# mapping reads the canonical file in row ranges of MAP_CHUNK_ROWS (each its own query),
+# and writes FOCUS files with row groups of SCRATCH_ROW_GROUP rows, which the amortising
+# pass then reads with a read-ahead of a few hundred MB.
+MAP_CHUNK_ROWS = 500_000
+SCRATCH_ROW_GROUP = 20_000
+
+
+def _row_count(path: Path) -> int:
+    return int(pl.scan_parquet(path).select(pl.len()).collect(engine="streaming").item())
+
+
+def write_unamortised(items: Sequence[Canonical], scratch: Path, prices: pl.DataFrame | None
+                      ) -> list[list[Path]]:
+    """Each canonical file mapped once to FOCUS (CUD fees not yet amortised), on disk.
+
+    Returns, per item, its FOCUS part files in row order. The CUD pools and the amortised
+    rows are both read from these files, so the mapping runs once per row and every
+    pass over the rows streams in bounded memory.
+    """
+    out: list[list[Path]] = []
+    with progress("mapping gcp rows to FOCUS", len(items)) as step:
+        for item in items:
+            rows = _row_count(item.path)
+            parts: list[Path] = []
+            # An empty file still gives one (empty) part, so its schema is there.
+            for k, offset in enumerate(range(0, max(rows, 1), MAP_CHUNK_ROWS)):
+                target = scratch / f"{item.path.stem}.focus-{k:05d}.parquet"
+                canonical = pl.scan_parquet(item.path).slice(offset, MAP_CHUNK_ROWS)
+                lf = gm.focus_frame(canonical, label=item.label, prices=prices)
+                try:
+                    # Read back twice and deleted: cheap compression, no statistics.
+                    lf.sink_parquet(target, engine="streaming", row_group_size=SCRATCH_ROW_GROUP,
+                                    compression="lz4", statistics=False)
+                except pl.exceptions.PolarsError as exc:
+                    raise BadInputError(
+                        f"{item.label}: cannot be read: {str(exc).splitlines()[0]}",
+                        hint="Check that the file is a complete, uncorrupted export.",
+                    ) from None
+                parts.append(target)
+            out.append(parts)
+            step.advance(item.label)
+    return out
+
+
 def ingest_canonical(
     wh: Warehouse,
     state: State,
     items: Sequence[Canonical],
     *,
     source: str,
+    scratch: Path,
     max_rejected_share: float,
     notes: Sequence[str] = (),
     prices: Prices = None,
 ) -> IngestResult:
-    """Load canonical files through the shared loader, with CUD fees amortised."""
+    """Load canonical files through the shared loader, with CUD fees amortised.
+
+    The canonical files are mapped once to un-amortised FOCUS files in ``scratch``; the
+    small CUD pool table is computed from those, and the loader then reads them again,
+    amortising row by row against that table.
+    """
     if not items:
         raise BadInputError(f"{source}: no rows to collect")
-    index = {item.path: n for n, item in enumerate(items)}
     if callable(prices):
         prices = prices(*_needing_prices(items))
-
-    def unamortised(path: Path, label: str) -> pl.LazyFrame:
-        return gm.focus_frame(pl.scan_parquet(path), label=label, prices=prices)
-
+    mapped_files = write_unamortised(items, scratch, prices)
+    index = {item.path: n for n, item in enumerate(items)}
     pools = gm.pool_frame([
-        unamortised(item.path, item.label).with_columns(pl.lit(n, pl.Int64).alias("_file"))
-        for n, item in enumerate(items)
+        pl.scan_parquet(parts).with_columns(pl.lit(n, pl.Int64).alias("_file"))
+        for n, parts in enumerate(mapped_files)
     ])
 
     def build(item: InputFile) -> pl.LazyFrame:
-        return gm.amortise(unamortised(item.path, item.label), pools, index[item.path])
+        n = index[item.path]
+        return gm.amortise(pl.scan_parquet(mapped_files[n]), pools, n)
 
     def totals(item: InputFile) -> pl.LazyFrame:
         return gm.source_totals(pl.scan_parquet(item.path))
@@ -149,7 +202,7 @@ def collect_gcp_files(
     with scratch_dir(wh) as scratch:
         items, notes = canonicalise([(f, str(f.relative_to(base))) for f in files], scratch)
         return ingest_canonical(
-            wh, state, items, source=source or source_id_for(path),
+            wh, state, items, source=source or source_id_for(path), scratch=scratch,
             max_rejected_share=max_rejected_share, notes=notes, prices=prices,
         )
 
@@ -200,13 +253,14 @@ def collect_gcp_table(
             result = ingest_billing(
                 wh, state, source=source,
                 inputs=[InputFile(p, label) for p, label, _ in downloaded],
-                build=focus_collector.build_frame, source_totals=focus_collector.source_totals,
+                build=lambda item: gbq.google_focus(focus_collector.build_frame(item)),
+                source_totals=focus_collector.source_totals,
                 max_rejected_share=max_rejected_share,
                 notes=[f"{ref}: Google's FOCUS rows, loaded with the FOCUS mapping"],
             )
         else:
             items, notes = canonicalise([(p, label) for p, label, _ in downloaded], scratch)
-            result = ingest_canonical(wh, state, items, source=source,
+            result = ingest_canonical(wh, state, items, source=source, scratch=scratch,
                                       max_rejected_share=max_rejected_share, notes=notes,
                                       prices=prices)
     new_cursor = cursor

@@ -14,7 +14,9 @@ carries ``export_time``. A run:
 
 Google's FOCUS table or view (``gcp_billing_export_focus_*``, or the FOCUS BigQuery view
 over the detailed export) is read the same way and loaded with the FOCUS collector's
-mapping (``collectors.focus``), its nested columns flattened to JSON text.
+mapping (``collectors.focus``): Tags as key/value entries, other nested columns as JSON
+text (:func:`flatten_focus`), then what Google's view gives differently from FOCUS 1.2
+made right (:func:`google_focus`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finops import parse
 from finops.errors import BadInputError, ConfigError, FinopsError
+from finops.focus import SERVICE_CATEGORIES, TAGS, TIMESTAMP
+from finops.lookup import mapped
 from finops.progress import progress
 
 if TYPE_CHECKING:
@@ -272,33 +277,123 @@ def download_month(
     return written
 
 
+# Google's FOCUS view builds Tags from four sources, telling them apart in x_type. The
+# export mapping's order: the row's own labels, then resource manager tags, then the
+# labels inherited from the project; system labels are not tags (x_SystemLabels).
+TAG_RANK = {"label": 0, "tag": 1, "project_label": 2}
+SYSTEM_LABEL = "system_label"
+KV_LIST = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+Entries = list[dict[str, str]] | None
+
+
 def flatten_focus(table: pa.Table) -> pa.Table:
-    """Google's FOCUS rows for the FOCUS collector: Tags as a JSON object, other nested
-    columns as JSON text."""
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    exprs = []
-    for name, dtype in df.schema.items():
-        if name == "Tags" and isinstance(dtype, pl.List):
-            exprs.append(pl.col(name).map_elements(_tags_object, return_dtype=pl.String))
-        elif dtype.is_nested():
-            exprs.append(pl.col(name).map_elements(_json_text, return_dtype=pl.String))
-    return df.with_columns(exprs).to_arrow() if exprs else table
+    """Google's FOCUS rows for the FOCUS collector: Tags as key/value entries (a tag map
+    once loaded; the project's labels and the system labels split off into
+    ``x_ProjectLabels`` and ``x_SystemLabels``, as the export mapping has them), every
+    other nested column (credits, project, the pricing taxonomy) as JSON text."""
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if not pa.types.is_nested(column.type):
+            columns[name] = column
+        elif name == "Tags" and pa.types.is_list(column.type):
+            split = [_split_tags(v) for v in column.to_pylist()]
+            columns[name] = pa.array([t for t, _, _ in split], KV_LIST)
+            item = column.type.value_type
+            if pa.types.is_struct(item) and item.get_field_index("x_type") >= 0:
+                # Decided by the type, not the values: every batch gets the same columns.
+                for extra, values in (("x_ProjectLabels", [p for _, p, _ in split]),
+                                      ("x_SystemLabels", [s for _, _, s in split])):
+                    if extra not in table.column_names:
+                        columns[extra] = pa.array(values, KV_LIST)
+        else:
+            columns[name] = pa.array([_json_text(v) for v in column.to_pylist()], pa.string())
+    return pa.table(columns)
 
 
-def _tags_object(entries: Any) -> str | None:
-    if entries is None:
-        return None
-    out: dict[str, str] = {}
-    for e in entries:
+def _split_tags(entries: list[dict[str, Any]] | None) -> tuple[Entries, Entries, Entries]:
+    """Tags, project labels and system labels of one row; first entry of a key wins."""
+    tags: list[tuple[int, int, str, str]] = []
+    project: list[tuple[int, int, str, str]] = []
+    system: list[tuple[int, int, str, str]] = []
+    for n, e in enumerate(entries or []):
         key, value = e.get("key"), e.get("value")
-        if key is not None and value is not None and key not in out:
-            out[str(key)] = str(value)
-    return json.dumps(out, sort_keys=True) if out else None
+        if key is None or value is None:
+            continue
+        kind = e.get("x_type")
+        if kind == SYSTEM_LABEL:
+            system.append((0, n, str(key), str(value)))
+            continue
+        # Without x_type (another FOCUS table): a row's own entries before inherited ones.
+        rank = TAG_RANK.get(kind, 1) if kind is not None else (
+            2 if e.get("x_inherited") or e.get("inherited") else 0)
+        tags.append((rank, n, str(key), str(value)))
+        if kind == "project_label":
+            project.append((0, n, str(key), str(value)))
+    return _kv(tags), _kv(project), _kv(system)
+
+
+def _kv(entries: list[tuple[int, int, str, str]]) -> Entries:
+    out: dict[str, str] = {}
+    for _, _, key, value in sorted(entries):
+        out.setdefault(key[:parse.MAX_TAG_KEY], value[:parse.MAX_TAG_VALUE])
+    return [{"key": k, "value": v} for k, v in out.items()] or None
 
 
 def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+    if value is None or value == []:
+        return None
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def google_focus(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Google's FOCUS rows, mapped by the FOCUS collector, made what FOCUS 1.2 asks for.
+
+    What Google's FOCUS view gives differently:
+
+    - ``BillingPeriodEnd`` is the last day of the invoice month; FOCUS's end is exclusive:
+      the next invoice month's start (midnight America/Los_Angeles).
+    - ``InvoiceIssuerName`` is missing, ``PublisherName`` null where the row has no
+      transaction type: Google Cloud, as the export mapping says.
+    - ``ListCost`` is null where the export had no ``cost_at_list``: the contracted cost,
+      with ``x_ListCostSource`` saying so (as the export mapping does).
+    - ``ServiceCategory`` is the pricing export's product taxonomy (an array, or null):
+      the FOCUS category of the service where it is not one (Google's value kept in
+      ``x_ServiceCategory``).
+    - ``x_`` columns Google types (export time, conversion rate, label maps) get the
+      types the export mapping gives them, so both land in one ``billing`` dataset alike.
+    """
+    from collectors.gcp_mapping import BILLING_TZ, PROVIDER, service_categories
+
+    names = lf.collect_schema()
+    start = pl.col("BillingPeriodStart")
+    service_category = pl.col("ServiceCategory")
+    focus_category = service_category.is_in(list(SERVICE_CATEGORIES)).fill_null(False)
+    exprs = [
+        start.dt.convert_time_zone(BILLING_TZ).dt.offset_by("1mo").dt.convert_time_zone("UTC")
+        .cast(TIMESTAMP).alias("BillingPeriodEnd"),
+        pl.col("InvoiceIssuerName").fill_null(PROVIDER),
+        pl.coalesce("PublisherName", "ProviderName", pl.lit(PROVIDER)).alias("PublisherName"),
+        pl.coalesce("ListCost", "ContractedCost").alias("ListCost"),
+        pl.when(pl.col("ListCost").is_not_null()).then(pl.lit("export"))
+        .when(pl.col("ContractedCost").is_not_null()).then(pl.lit("cost")).alias("x_ListCostSource"),
+        pl.when(focus_category).then(service_category)
+        .otherwise(mapped(pl.col("ServiceName"), service_categories(), default="Other"))
+        .alias("ServiceCategory"),
+        pl.when(~focus_category).then(service_category).alias("x_ServiceCategory"),
+    ]
+    typed = {"x_ExportTime": TIMESTAMP, "x_CurrencyConversionRate": pl.Float64(),
+             "x_ProjectLabels": TAGS, "x_SystemLabels": TAGS}
+    for name, dtype in typed.items():
+        if name not in names:
+            continue
+        if dtype == TIMESTAMP and names[name] == pl.String:
+            exprs.append(parse.timestamp(pl.col(name)).alias(name))
+        elif dtype == pl.Float64 and names[name] == pl.String:
+            exprs.append(parse.quantity(pl.col(name)).alias(name))
+        else:
+            exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
+    return lf.with_columns(exprs)
 
 
 def cursor_key(source: str) -> str:

@@ -366,7 +366,8 @@ def scan_source(path: Path) -> tuple[pl.LazyFrame, list[str]]:
                     exprs.append(pl.lit(None, dtype).alias(name))
                 elif name in LIST_FIELDS:
                     exprs.append(pl.col(name).map_batches(_decode_list_batch(LIST_FIELDS[name]),
-                                                          return_dtype=dtype).alias(name))
+                                                          return_dtype=dtype, is_elementwise=True)
+                                 .alias(name))
                     exprs.append(pl.col(name).alias(f"__raw_{name}"))
                 else:
                     exprs.append(parse.blank_to_null(pl.col(name)).alias(name))
@@ -457,8 +458,12 @@ def _time_batch(series: pl.Series) -> pl.Series:
 
 
 def gcp_time(expr: pl.Expr) -> pl.Expr:
-    """Export timestamps: ``2024-01-01 00:00:00 UTC`` (bq extract), ISO 8601, or parsed."""
-    return expr.map_batches(_time_batch, return_dtype=TIMESTAMP)
+    """Export timestamps: ``2024-01-01 00:00:00 UTC`` (bq extract), ISO 8601, or parsed.
+
+    Row by row, so declared elementwise: an undeclared batch function is a whole-column
+    node that makes the streaming engine buffer every row before it.
+    """
+    return expr.map_batches(_time_batch, return_dtype=TIMESTAMP, is_elementwise=True)
 
 
 def _credit_amounts() -> pl.Expr:
@@ -513,7 +518,7 @@ def _first_key_wins(series: pl.Series) -> pl.Series:
 
 def _as_map(entries: pl.Expr) -> pl.Expr:
     """``key<SEP>value`` texts to a tag map, the first entry of a key winning; null if empty."""
-    unique = entries.map_batches(_first_key_wins, return_dtype=pl.List(S))
+    unique = entries.map_batches(_first_key_wins, return_dtype=pl.List(S), is_elementwise=True)
     pairs = unique.list.eval(pl.element().str.split_exact(SEP, 1).struct.rename_fields(["key", "value"]))
     return pl.when(unique.list.len() > 0).then(pairs).otherwise(None).cast(TAGS)
 

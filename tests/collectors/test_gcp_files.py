@@ -288,6 +288,42 @@ def test_csv_and_parquet_give_the_same_rows(tmp_path: Path, loaded: pl.DataFrame
             assert got[name].to_list() == reference[name].to_list(), (folder.name, name)
 
 
+def test_mapping_in_row_ranges_gives_the_same_rows(
+    tmp_path: Path, loaded: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mapping pass reads each input in row ranges (bounded memory); ranges of a few
+    rows, cutting between a commitment fee and the usage it covers, change nothing."""
+    from collectors import gcp
+
+    monkeypatch.setattr(gcp, "MAP_CHUNK_ROWS", 3)
+    monkeypatch.setattr(gcp, "SCRATCH_ROW_GROUP", 2)
+    _, df = load(tmp_path, FIXTURES)
+    key = ["x_SourceFile", "x_SourceRow"]
+    assert df.sort(key).to_dicts() == loaded.sort(key).to_dicts()
+
+
+def test_mapping_and_amortising_stream(tmp_path: Path) -> None:
+    """No whole-column step in the plans over the rows (a batch function not declared
+    elementwise, ``replace_strict``): Polars' streaming engine would buffer every row in
+    front of it, gigabytes at millions of rows."""
+    from collectors import gcp_mapping as gm
+
+    def whole_column_steps(lf: pl.LazyFrame) -> int:
+        dot = lf.show_graph(engine="streaming", plan_stage="physical", raw_output=True)
+        assert isinstance(dot, str)
+        return dot.count("columnar-function")
+
+    csv_source, _ = gm.scan_source(write_csv(tmp_path / "export.csv", rows_of(*FILES)))
+    canonical = tmp_path / "canonical.parquet"
+    gm.write_canonical(FILES[0], canonical, tmp_path)
+    mapped = gm.focus_frame(pl.scan_parquet(canonical), label="export")
+    unamortised = tmp_path / "unamortised.parquet"
+    mapped.sink_parquet(unamortised)
+    pools = gm.pool_frame([pl.scan_parquet(unamortised).with_columns(pl.lit(0, pl.Int64).alias("_file"))])
+    amortised = gm.amortise(pl.scan_parquet(unamortised), pools, 0)
+    assert [whole_column_steps(lf) for lf in (csv_source, mapped, amortised)] == [0, 0, 0]
+
+
 def test_gzip_json_and_recollect_replaces(tmp_path: Path) -> None:
     import gzip
 
