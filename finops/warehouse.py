@@ -21,6 +21,10 @@ import polars as pl
 
 PART_FILE = "part-0.parquet"
 STAGING = "_staging"
+# A reader decodes a whole row group at a time: with ~60 wide FOCUS columns, 256k-row
+# groups made each pass over a 15M-row period peak at 2.3-2.6 GiB, 64k-row groups at
+# 1.3 GiB (with the morsel size in finops/__init__.py), at the same speed.
+ROW_GROUP_ROWS = 65_536
 _KEY_VALUE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -127,10 +131,10 @@ class Warehouse:
         tmp = self.staging_dir(run_id) / f"{dataset.replace('/', '_')}-{uuid.uuid4().hex}.parquet"
         data = data.drop([k for k in keys if k in data.collect_schema().names()])
         if isinstance(data, pl.LazyFrame):
-            data.sink_parquet(tmp, engine="streaming", statistics=True, row_group_size=256_000,
+            data.sink_parquet(tmp, engine="streaming", statistics=True, row_group_size=ROW_GROUP_ROWS,
                               optimizations=optimizations or pl.QueryOptFlags())
         else:
-            data.write_parquet(tmp, statistics=True, row_group_size=256_000)
+            data.write_parquet(tmp, statistics=True, row_group_size=ROW_GROUP_ROWS)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()
