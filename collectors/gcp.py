@@ -32,7 +32,7 @@ from collectors import gcp_bigquery as gbq
 from collectors import gcp_mapping as gm
 from collectors.gcp_catalog import PriceSource
 from finops.errors import BadInputError
-from finops.ingest import IngestResult, InputFile, ingest_billing
+from finops.ingest import IngestResult, InputFile, ingest_billing, unreadable_as_bad_input
 from finops.progress import progress
 from finops.state import State
 from finops.warehouse import STAGING, Warehouse, file_sha256
@@ -131,15 +131,10 @@ def write_unamortised(items: Sequence[Canonical], scratch: Path, prices: pl.Data
                 target = scratch / f"{item.path.stem}.focus-{k:05d}.parquet"
                 canonical = pl.scan_parquet(item.path).slice(offset, MAP_CHUNK_ROWS)
                 lf = gm.focus_frame(canonical, label=item.label, prices=prices)
-                try:
+                with unreadable_as_bad_input(item.label):
                     # Read back twice and deleted: cheap compression, no statistics.
                     lf.sink_parquet(target, engine="streaming", row_group_size=SCRATCH_ROW_GROUP,
                                     compression="lz4", statistics=False)
-                except pl.exceptions.PolarsError as exc:
-                    raise BadInputError(
-                        f"{item.label}: cannot be read: {str(exc).splitlines()[0]}",
-                        hint="Check that the file is a complete, uncorrupted export.",
-                    ) from None
                 parts.append(target)
             out.append(parts)
             step.advance(item.label)

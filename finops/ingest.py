@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -188,14 +189,9 @@ def ingest_billing(
                 plain = _plain(item, staging / f"input-{n:05d}.csv")
                 out = staging / f"input-{n:05d}.parquet"
                 lf = build(plain).with_columns(pl.col(PERIOD).cast(pl.String))
-                try:
+                with unreadable_as_bad_input(item.label):
                     lf.sink_parquet(out, engine="streaming")
                     source_parts.append(source_totals(plain).collect(engine="streaming"))
-                except pl.exceptions.PolarsError as exc:
-                    raise BadInputError(
-                        f"{item.label}: cannot be read: {str(exc).splitlines()[0]}",
-                        hint="Check that the file is a complete, uncorrupted export.",
-                    ) from None
                 staged.append(out)
                 step.advance(item.label)
         if not staged:
@@ -291,6 +287,18 @@ def ingest_billing(
         raise
     finally:
         wh.drop_staging(run_id)
+
+
+@contextmanager
+def unreadable_as_bad_input(label: str) -> Iterator[None]:
+    """A Polars error while reading an input becomes a clear bad-input error naming it."""
+    try:
+        yield
+    except pl.exceptions.PolarsError as exc:
+        raise BadInputError(
+            f"{label}: cannot be read: {str(exc).splitlines()[0]}",
+            hint="Check that the file is a complete, uncorrupted export.",
+        ) from None
 
 
 def _plain(item: InputFile, scratch: Path) -> InputFile:

@@ -181,14 +181,13 @@ def decision_key(columns: list[str]) -> pl.Expr:
     return pl.struct(columns).hash().alias(KEY)
 
 
-def decisions(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.DataFrame | None:
-    """The owner of each distinct combination of decision columns, keyed by its hash.
+def decisions(billing: pl.LazyFrame, cfg: AllocationConfig, columns: list[str]) -> pl.DataFrame | None:
+    """The owner of each distinct combination of the decision ``columns``, keyed by its hash.
 
     A billing period has ~30 times fewer distinct combinations than rows (resources
     repeat daily), so 50 rules with patterns cost almost nothing here. None when two
     different combinations share a hash (then ``owners`` decides row by row).
     """
-    columns = decision_columns(cfg, billing.collect_schema())
     distinct = billing.select(columns).unique().collect(engine="streaming")
     distinct = distinct.with_columns(decision_key(columns))
     if distinct[KEY].is_duplicated().any():
@@ -199,10 +198,10 @@ def decisions(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.DataFrame | No
 def owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
     """``billing`` with ``day``, its direct owner (x_ columns) and its pool (``__pool``)."""
     dated = billing.with_columns(pl.col("ChargePeriodStart").dt.date().alias("day"))
-    table = decisions(billing, cfg)
+    columns = decision_columns(cfg, billing.collect_schema())
+    table = decisions(billing, cfg, columns)
     if table is None:
         return with_owners(dated, cfg)
-    columns = decision_columns(cfg, billing.collect_schema())
     decided = gathered(index_of(decision_key(columns), table[KEY]), table.drop(KEY))
     return dated.with_columns(decided.alias("__owner")).unnest("__owner")
 
