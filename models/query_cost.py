@@ -514,16 +514,22 @@ def snowflake_cost(
     if by_day.height:
         span = int(by_day["day_i"].cast(pl.Int64).max() or 0) + 1  # type: ignore[arg-type]
         lookup = pl.DataFrame({"day_i": pl.int_range(span, dtype=pl.Int32, eager=True)}).join(
-            by_day.select("day_i", (pl.col("cs_cost").cast(pl.Float64) / pl.col("total")).alias("cost_r"),
-                          (pl.col("cs_billed").cast(pl.Float64) / pl.col("total")).alias("credit_r")),
+            by_day.select("day_i", "total", pl.col("cs_cost").cast(pl.Float64).alias("cost"),
+                          pl.col("cs_billed").cast(pl.Float64).alias("billed")),
             on="day_i", how="left", maintain_order="left")
         in_range = takes & (day_i >= 0) & (day_i < span)
         safe_i = day_i.clip(0, span - 1)  # gathered for every row, used where in range
+
+        def day_value(name: str) -> pl.Expr:
+            return pl.lit(lookup[name]).gather(safe_i)
+
+        # The share first (at most 1), then the amount: cost / total overflows when a day's
+        # total is a subnormal float. The denominator is null out of range, since a
+        # when/then still computes (and may cast) its masked side.
+        share = pl.col("cs_q") / pl.when(in_range).then(day_value("total"))
         gathered = pieces.select(
-            pl.when(in_range).then(_money(pl.col("cs_q") * pl.lit(lookup["cost_r"]).gather(safe_i)))
-            .fill_null(Decimal(0)).alias("cs_alloc"),
-            pl.when(in_range).then(pl.col("cs_q") * pl.lit(lookup["credit_r"]).gather(safe_i))
-            .fill_null(0.0).alias("cs_credits"),
+            _money(share * day_value("cost")).fill_null(Decimal(0)).alias("cs_alloc"),
+            (share * day_value("billed")).fill_null(0.0).alias("cs_credits"),
         )
         cs_alloc, cs_credits = gathered["cs_alloc"], gathered["cs_credits"]
         del gathered

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from models.query_cost import snowflake_cost, snowflake_expected
@@ -73,6 +73,22 @@ def frame(rows: list[dict[str, object]], schema: dict[str, pl.DataType]) -> pl.L
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(timelines())
+# Found by hypothesis: a day whose only cloud-services user used a subnormal amount, and
+# a query on the next day (the per-day share once overflowed to inf).
+@example({
+    "meter": [{"warehouse": "W0", "start_time": BASE, "end_time": BASE + dt.timedelta(hours=1),
+               "credits_compute": Decimal(0), "credits_cloud_services": Decimal("1E-9")}],
+    "queries": [
+        {"query_id": "q0", "warehouse": "W0", "execution_status": "SUCCESS", "start_time": BASE,
+         "end_time": BASE, "execution_ms": 0, "bytes_scanned": 0,
+         "cloud_services_credits": 2.225073858507203e-309, "query_hash": "h0", "query_tag": "tenant=a"},
+        {"query_id": "q1", "warehouse": "W0", "execution_status": "SUCCESS",
+         "start_time": BASE + dt.timedelta(hours=4),
+         "end_time": BASE + dt.timedelta(hours=4, microseconds=1000), "execution_ms": 0,
+         "bytes_scanned": 0, "cloud_services_credits": 1.0, "query_hash": "h1", "query_tag": "tenant=a"},
+    ],
+    "attributed": [], "window": None, "price": Decimal("0.5000"), "policy": IdlePolicy.tenant_share,
+})
 def test_random_timelines_conserve_cost(case: dict[str, object]) -> None:
     config = QueryCostConfig(credit_price=case["price"], idle_policy=case["policy"],  # type: ignore[arg-type]
                              warehouse_owners={"W1": "owner-team"})
