@@ -19,7 +19,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,7 +38,7 @@ from finops.state import PeriodTotal, State, open_state
 from finops.warehouse import Warehouse
 from models import unit_economics
 from models.access import Principal, ScopedWarehouse, View, resource_owners, scoped_warehouse
-from models.allocation import ALLOCATED, CUBE, UNALLOCATED, coverage_by_method
+from models.allocation import ALLOCATED, CUBE, UNALLOCATED, allocated_rows, coverage_by_method
 from models.showback import COSTS, GROUPS
 
 STATE_DB: Final = "state.db"
@@ -215,9 +215,10 @@ def key_column(group: str) -> str:
 
 
 def key_expr(group: str) -> pl.Expr:
-    """A grouping's value on a cube or allocated row (a tag on allocated rows only)."""
+    """A grouping's value on a cube or allocated row (a tag on allocated rows only, read
+    by :func:`_frame` from the billing row into a column named after the group)."""
     if is_tag(group):
-        return pl.col("Tags").map.get(group.removeprefix(TAG_PREFIX))
+        return pl.col(group)
     if group == "account":
         name, account = pl.col("SubAccountName"), pl.col("SubAccountId")
         return (pl.when(name.is_not_null() & (name != account))
@@ -235,8 +236,15 @@ def _day(dataset: str) -> pl.Expr:
     return pl.col("day") if dataset == CUBE else pl.col("ChargePeriodStart").dt.date()
 
 
-def _frame(wh: Warehouse, window: Window, dataset: str) -> pl.LazyFrame:
-    lf = wh.scan(dataset, where={PERIOD: list(window.periods)})
+def _frame(wh: Warehouse, window: Window, dataset: str, groups: Sequence[str] = (),
+           columns: Sequence[str] = (), derived: Mapping[str, pl.Expr] | None = None) -> pl.LazyFrame:
+    """The window's cube or allocated rows; allocated rows also carry the tag ``groups``
+    and the billing ``columns`` and ``derived`` values the ledger does not keep."""
+    if dataset == ALLOCATED:
+        tags = {g: pl.col("Tags").map.get(g.removeprefix(TAG_PREFIX)) for g in groups if is_tag(g)}
+        lf = allocated_rows(wh, window.periods, columns=columns, derived={**tags, **(derived or {})})
+    else:
+        lf = wh.scan(dataset, where={PERIOD: list(window.periods)})
     if window.by_day:
         lf = lf.filter(_day(dataset).is_between(window.start, window.end))
     return lf
@@ -249,8 +257,9 @@ def _dataset(groups: Sequence[str]) -> str:
 def _costs(wh: Warehouse, window: Window, group: str, cost: str,
            where: Sequence[tuple[str, str | None]] = ()) -> pl.DataFrame:
     """``key, currency, cost`` of ``window`` grouped by ``group``, within ``where``."""
-    dataset = _dataset([group, *(g for g, _ in where)])
-    lf = _frame(wh, window, dataset)
+    groups = [group, *(g for g, _ in where)]
+    dataset = _dataset(groups)
+    lf = _frame(wh, window, dataset, groups)
     for g, value in where:
         lf = lf.filter(_matches(g, value))
     column = COST_COLUMN[cost]
@@ -464,8 +473,9 @@ def _tag_keys(home: str, run_id: str | None, view: View) -> list[str]:
     months = _periods(home, run_id)
     if not months:
         return []
-    sample = wh.scan(ALLOCATED, where={PERIOD: months[-1]}).select("Tags").head(TAG_SAMPLE_ROWS)
-    counts = (sample.select(pl.col("Tags").map.keys().alias("key")).explode("key")
+    sample = (allocated_rows(wh, [months[-1]], derived={"key": pl.col("Tags").map.keys()})
+              .select("key").head(TAG_SAMPLE_ROWS))
+    counts = (sample.explode("key")
               .drop_nulls().group_by("key").len().sort("len", "key", descending=[True, False])
               .collect())
     return [str(k) for k in counts["key"].head(60).to_list() if str(k).strip()]
@@ -497,7 +507,7 @@ def drill(home: Path, window: Window, cost: str, path: DrillPath, level: str) ->
 @st.cache_data(show_spinner="Reading the resources…", max_entries=64)
 def _resources(home: str, run_id: str | None, view: View, window: Window, cost: str,
                path: DrillPath) -> pl.DataFrame:
-    lf = _frame(_wh(home, view), window, ALLOCATED)
+    lf = _frame(_wh(home, view), window, ALLOCATED, [g for g, _ in path])
     for group, value in path:
         lf = lf.filter(_matches(group, value))
     column = COST_COLUMN[cost]
@@ -529,7 +539,7 @@ LINE_COLUMNS: Final = ("ChargePeriodStart", "BilledCost", "EffectiveCost", "x_Al
 @st.cache_data(show_spinner="Reading the line items…", max_entries=32)
 def _line_items(home: str, run_id: str | None, view: View, window: Window, path: DrillPath,
                 resource: str | None) -> pl.DataFrame:
-    lf = _frame(_wh(home, view), window, ALLOCATED)
+    lf = _frame(_wh(home, view), window, ALLOCATED, [g for g, _ in path], LINE_COLUMNS)
     for group, value in path:
         lf = lf.filter(_matches(group, value))
     lf = lf.filter(pl.col("ResourceId").is_null() if resource is None
@@ -899,12 +909,11 @@ def _freshness(home: str, run_id: str | None, stamp: str | None) -> list[Any]:
 
 @st.cache_data(show_spinner="Measuring tag coverage…", max_entries=16)
 def _tag_coverage(home: str, run_id: str | None, view: View, period: str) -> pl.DataFrame:
-    lf = _wh(home, view).scan(ALLOCATED, where={PERIOD: period}).filter(
+    lf = allocated_rows(_wh(home, view), [period], derived={"key": pl.col("Tags").map.keys()}).filter(
         pl.col("ChargeCategory") == "Usage").select(
-        "Tags", "BillingCurrency", pl.col("EffectiveCost").cast(pl.Float64).alias("cost"))
+        "key", "BillingCurrency", pl.col("EffectiveCost").cast(pl.Float64).alias("cost"))
     total = lf.group_by("BillingCurrency").agg(pl.col("cost").sum().alias("total"))
-    tagged = (lf.select(pl.col("Tags").map.keys().alias("key"), "BillingCurrency", "cost")
-              .explode("key").drop_nulls("key")
+    tagged = (lf.explode("key").drop_nulls("key")
               .group_by("key", "BillingCurrency")
               .agg(pl.col("cost").sum().alias("tagged_cost"), pl.len().alias("rows")))
     return (tagged.join(total, on="BillingCurrency")

@@ -18,14 +18,15 @@ import html
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from finops.errors import FinopsError
 from models.allocation import UNALLOCATED
 
 CENT: Final = Decimal("0.01")
@@ -1158,3 +1159,25 @@ REJECTED_COLUMNS: Final = {
     "ServiceName": st.column_config.TextColumn("Service"),
     "ResourceId": st.column_config.TextColumn("Resource"),
 }
+
+
+T = TypeVar("T")
+
+
+def or_warn(read: Callable[[], T]) -> T | None:
+    """``read()``, or None after showing why it cannot be read (say, billing collected
+    again and not yet allocated) as a warning with what to do."""
+    try:
+        return read()
+    except FinopsError as exc:
+        st.warning(exc.message + (f"\n\n{exc.hint}" if exc.hint else ""), icon=":material/warning:")
+        return None
+
+
+def or_stop(read: Callable[[], T]) -> T:
+    """``read()``, or its warning (:func:`or_warn`), the page ending there."""
+    value = or_warn(read)
+    if value is None:
+        st.stop()
+        raise AssertionError("st.stop() returned")
+    return value

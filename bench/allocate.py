@@ -6,7 +6,9 @@ each in its own process so each peak RSS is its own.
 
 Data: `finops demo --scale ROWS` (generated into --home unless it already holds billing
 data). Rules: the demo's allocation config plus generated virtual-tag rules, 50 rules in
-all, and its 6 shared pools plus the 3 built-in ones.
+all, and its 6 shared pools plus the 3 built-in ones. Both engines write the allocated
+ledger (the columns of ``LEDGER_FOCUS``, lineage and allocation); the baseline reads and
+writes every billing column.
 """
 
 from __future__ import annotations
@@ -73,11 +75,12 @@ def child(stage: str, home: Path, config: Path, out: Path) -> None:
         import duckdb
 
         from bench.allocate_sql import allocation_sql
-        from finops.focus import COLUMN_NAMES
+        from models.allocation.engine import LEDGER_FOCUS
 
+        # The same ledger as the Polars path writes (models/allocation/ledger.py).
         sample = pl.scan_parquet(wh.partition_files("billing")[0][0]).collect_schema().names()
-        columns = [c for c in COLUMN_NAMES if c in sample] + ["x_SourceFile", "x_SourceRow", "source",
-                                                               "billing_period"]
+        columns = [c for c in LEDGER_FOCUS if c in sample] + ["x_SourceFile", "x_SourceRow", "source",
+                                                              "billing_period"]
         con = duckdb.connect()
         # DuckDB's own default memory limit (80% of RAM) unless FINOPS_BENCH_DUCKDB_MEMORY
         # bounds it, e.g. to the Polars path's 2 GB budget; beyond it, DuckDB spills to

@@ -97,12 +97,15 @@ class Warehouse:
         *,
         where: Mapping[str, str | Sequence[str]] | None = None,
         schema: Mapping[str, pl.DataType] | None = None,
+        row_index: str | None = None,
     ) -> pl.LazyFrame:
         """A lazy scan of a dataset with its hive keys as string columns.
 
         Files of one dataset may differ in their ``x_`` columns (each source keeps its
         own); they are combined by name and a column a file lacks reads as null.
-        ``where`` prunes partitions by key before any file is opened.
+        ``where`` prunes partitions by key before any file is opened. ``row_index`` names
+        an Int64 column numbering each partition's rows from 0 (so a row keeps its number
+        when other partitions change).
         """
         frames = []
         for path, keys in self.partition_files(dataset):
@@ -111,6 +114,8 @@ class Warehouse:
             ):
                 continue
             lf = pl.scan_parquet(path, hive_partitioning=False)
+            if row_index is not None:
+                lf = lf.with_row_index(row_index).with_columns(pl.col(row_index).cast(pl.Int64))
             frames.append(lf.with_columns(pl.lit(v, pl.String).alias(k) for k, v in keys.items()))
         if not frames:
             return pl.LazyFrame(schema=dict(schema or {}))
@@ -124,17 +129,20 @@ class Warehouse:
     # ---- writing ------------------------------------------------------------------
     def replace_partition(
         self, dataset: str, keys: Mapping[str, str], data: pl.LazyFrame | pl.DataFrame, *, run_id: str,
-        optimizations: pl.QueryOptFlags | None = None,
+        optimizations: pl.QueryOptFlags | None = None, metadata: Mapping[str, str] | None = None,
     ) -> PartitionWrite:
-        """Write ``data`` as the partition's new content, atomically replacing the old."""
+        """Write ``data`` as the partition's new content, atomically replacing the old.
+        ``metadata`` goes into the file's key-value metadata (:meth:`partition_metadata`)."""
         target_dir = self.partition_dir(dataset, keys)
         tmp = self.staging_dir(run_id) / f"{dataset.replace('/', '_')}-{uuid.uuid4().hex}.parquet"
         data = data.drop([k for k in keys if k in data.collect_schema().names()])
         if isinstance(data, pl.LazyFrame):
             data.sink_parquet(tmp, engine="streaming", statistics=True, row_group_size=ROW_GROUP_ROWS,
-                              optimizations=optimizations or pl.QueryOptFlags())
+                              optimizations=optimizations or pl.QueryOptFlags(),
+                              metadata=dict(metadata) if metadata else None)
         else:
-            data.write_parquet(tmp, statistics=True, row_group_size=ROW_GROUP_ROWS)
+            data.write_parquet(tmp, statistics=True, row_group_size=ROW_GROUP_ROWS,
+                               metadata=dict(metadata) if metadata else None)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()
@@ -144,6 +152,11 @@ class Warehouse:
         os.replace(tmp, target)
         _fsync_dir(target_dir)
         return PartitionWrite(dataset, tuple(keys.items()), target, int(rows), checksum)
+
+    def partition_metadata(self, dataset: str, keys: Mapping[str, str]) -> dict[str, str] | None:
+        """The key-value metadata a partition was written with; None if it does not exist."""
+        target = self.partition_dir(dataset, keys) / PART_FILE
+        return pl.read_parquet_metadata(target) if target.exists() else None
 
     def delete_partition(self, dataset: str, keys: Mapping[str, str]) -> None:
         target = self.partition_dir(dataset, keys) / PART_FILE

@@ -428,8 +428,9 @@ class ScopedWarehouse(Warehouse):
         self._owners: pl.DataFrame | None = None
 
     def scan(self, dataset: str, *, where: Mapping[str, str | Sequence[str]] | None = None,
-             schema: Mapping[str, pl.DataType] | None = None) -> pl.LazyFrame:
-        lf = super().scan(dataset, where=where, schema=schema)
+             schema: Mapping[str, pl.DataType] | None = None,
+             row_index: str | None = None) -> pl.LazyFrame:
+        lf = super().scan(dataset, where=where, schema=schema, row_index=row_index)
         if dataset == RECOMMENDATIONS and not self.view.sees_recommendations:
             return lf.clear()
         tenants = self.view.tenants

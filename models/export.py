@@ -9,7 +9,9 @@ import polars as pl
 
 from finops.errors import BadInputError
 from finops.focus import COLUMN_NAMES, TAGS
+from finops.ingest import BILLING, PERIOD
 from finops.warehouse import Warehouse
+from models.allocation.ledger import allocated_rows
 
 
 class Dataset(StrEnum):
@@ -56,11 +58,21 @@ def _tags_to_json(series: pl.Series) -> pl.Series:
     )
 
 
+def _rows(wh: Warehouse, dataset: Dataset) -> pl.LazyFrame:
+    if dataset == Dataset.billing:
+        return wh.scan(BILLING)
+    # The allocated ledger with the rest of each billing row: a whole FOCUS row per
+    # allocated row, as any FOCUS tool expects.
+    billing = wh.scan(BILLING).collect_schema().names()
+    return allocated_rows(wh, columns=[c for c in billing if c not in {"source", PERIOD}],
+                          ordered=True)
+
+
 def export(wh: Warehouse, dataset: Dataset, fmt: ExportFormat, out: Path) -> int:
     if not wh.has_data(dataset.value):
         raise BadInputError(f"no {dataset.value} data in {wh.home}",
                             hint="Collect (and for allocated, allocate) before exporting.")
-    lf = _ordered(wh.scan(dataset.value))
+    lf = _ordered(_rows(wh, dataset))
     if out.is_dir() or not out.suffix:
         # A folder (existing, or a name without an extension) gets a file named after the data.
         out = out / f"{dataset.value}.{fmt.value}"

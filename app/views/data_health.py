@@ -122,13 +122,15 @@ if periods:
     month_col, _ = st.columns([1, 3])
     month: str = month_col.selectbox("Month", months, format_func=ui.month_label,
                                      key=Keys.HEALTH_COVERAGE_PERIOD) or months[0]
-    coverage = data.tag_coverage(home, month)
+    coverage = ui.or_warn(lambda: data.tag_coverage(home, month))
     methods = data.allocation_coverage(home, month)
     tags_col, methods_col = st.columns([3, 2], gap="large")
     with tags_col:
         st.caption("Share of the month's usage cost (effective) whose line items carry each tag "
                    "key, the most used first.")
-        if coverage.is_empty():
+        if coverage is None:
+            pass  # or_warn said why
+        elif coverage.is_empty():
             st.info("No usage cost this month.", icon=":material/info:")
         else:
             table = ui.coverage_table(coverage)

@@ -73,7 +73,7 @@ group_choice: str = group_col.selectbox(
 ) or "tenant"
 group = group_choice
 if group_choice == "tag":
-    keys = data.tag_keys(home)
+    keys = ui.or_stop(lambda: data.tag_keys(home))
     if not keys:
         extra_col.caption("No tags in the latest month.")
         group = "tenant"
@@ -231,7 +231,7 @@ else:
     first_value = keys_in_order[rows[0]]
     path: data.DrillPath = ((group, first_value),)
     crumbs = [ui.crumb(group_name, first_value)]
-    level2 = data.drill(home, window, cost, path, second)
+    level2 = ui.or_stop(lambda: data.drill(home, window, cost, path, second))
     level2 = level2.filter(level2["currency"] == currency)
     level2_view = ui.drill_table(level2, second)
     level2_columns = ui.drill_columns(second, second_name, currency, label)
@@ -243,7 +243,7 @@ else:
         second_value = level2[second][second_rows_sel[0]]
         path = (*path, (second, second_value))
         crumbs.append(ui.crumb(second_name, second_value))
-        found = data.resources(home, window, cost, path)
+        found = ui.or_stop(lambda: data.resources(home, window, cost, path))
         found = found.filter(found["currency"] == currency)
         resource_view = ui.resources_table(found)
         resource_columns = ui.resources_columns(currency, label)
@@ -260,7 +260,7 @@ else:
             resource = found["resource"][page_offset + resource_rows[0]]
             resource_id = None if resource == data.NONE_KEY else resource
             crumbs.append(ui.crumb("Resource", resource))
-            lines = data.line_items(home, window, path, resource_id)
+            lines = ui.or_stop(lambda: data.line_items(home, window, path, resource_id))
             lines = lines.filter(lines["BillingCurrency"] == currency)
             lines_view = ui.lines_table(lines)
             lines_columns = ui.lines_columns(currency)

@@ -2,7 +2,6 @@
 
 from models.allocation.config import AllocationConfig, load_config
 from models.allocation.engine import (
-    ALLOCATED,
     ALLOCATION_COLUMNS,
     CUBE,
     CUBE_DIMENSIONS,
@@ -15,6 +14,7 @@ from models.allocation.engine import (
     cube_frame,
     resolve_config,
 )
+from models.allocation.ledger import ALLOCATED, allocated_rows
 
 __all__ = [
     "ALLOCATED",
@@ -27,6 +27,7 @@ __all__ = [
     "PeriodCheck",
     "allocate",
     "allocate_period",
+    "allocated_rows",
     "coverage_by_method",
     "cube_frame",
     "load_config",

@@ -13,9 +13,10 @@ A split row becomes one row per tenant; the amounts are rounded to 12 decimals a
 largest share takes the remainder, so each row's parts add up to it exactly. Totals per
 period and currency are then checked on every run.
 
-Each billing period is processed on its own: a narrow aggregate of the direct costs
-(the "global step" of a split) gives the pool weights, then one streaming pass writes the
-allocated rows. The same two functions run per partition on Spark (models/allocation/spark.py).
+Each billing period is processed on its own: one pass finds each row's owner and stages
+its narrow columns, a narrow aggregate of the direct costs (the "global step" of a split)
+gives the pool weights, then one streaming pass writes the allocated ledger (ledger.py).
+The same functions run per partition on Spark (models/allocation/spark.py).
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ from typing import Any, cast
 import polars as pl
 
 from finops.errors import StageError
-from finops.focus import COLUMN_NAMES, MONEY
+from finops.focus import MONEY
 from finops.ingest import BILLING, PERIOD
 from finops.lookup import gathered, index_of, mapped, row_of
 from finops.progress import progress
 from finops.state import PeriodTotal, State
-from finops.warehouse import Warehouse
+from finops.warehouse import ROW_GROUP_ROWS, Warehouse
 from models.allocation.config import AllocationConfig, Pool, load_config
+from models.allocation.ledger import ALLOCATED, ROW, ledger_metadata
 from models.allocation.match import FIELDS, condition
 from models.tags import normalise_value
 
-ALLOCATED = "allocated"
 NO_SHARED_SUBPLANS = pl.QueryOptFlags(comm_subplan_elim=False)
 CUBE = "cube"
 UNALLOCATED = "unallocated"
@@ -54,6 +55,11 @@ LINEAGE = ("source", "x_SourceFile", "x_SourceRow", "x_BillingRow")
 CUBE_DIMENSIONS = ("day", "x_Tenant", "x_Team", "x_CostCenter", "ServiceName", "ServiceCategory",
                    "SubAccountId", "SubAccountName", "ProviderName", "RegionId", "ChargeCategory",
                    "x_AllocationMethod", "BillingCurrency")
+# The FOCUS columns allocated/ keeps: the cube's dimensions, what showback, explain and
+# access read per row, and the costs. The others stay in billing/ (ledger.py joins them).
+LEDGER_FOCUS = ("ChargePeriodStart", "ProviderName", "SubAccountId", "SubAccountName",
+                "ServiceName", "ServiceCategory", "RegionId", "ChargeCategory", "BillingCurrency",
+                "ResourceId", "ResourceName", "BilledCost", "EffectiveCost")
 BASIS_KEYS = ("day", "BillingCurrency", "SubAccountId", "ServiceName", "PricingCategory", "x_Tenant")
 
 
@@ -181,29 +187,61 @@ def decision_key(columns: list[str]) -> pl.Expr:
     return pl.struct(columns).hash().alias(KEY)
 
 
-def decisions(billing: pl.LazyFrame, cfg: AllocationConfig, columns: list[str]) -> pl.DataFrame | None:
-    """The owner of each distinct combination of the decision ``columns``, keyed by its hash.
+def owner_table(distinct: pl.DataFrame, cfg: AllocationConfig) -> pl.DataFrame | None:
+    """The owner of each distinct combination of the decision columns (with its ``KEY``),
+    keyed by it; None when two different combinations share a hash (then the period is
+    decided row by row, the same way).
 
     A billing period has ~30 times fewer distinct combinations than rows (resources
-    repeat daily), so 50 rules with patterns cost almost nothing here. None when two
-    different combinations share a hash (then ``owners`` decides row by row).
+    repeat daily), so 50 rules with patterns cost almost nothing here.
     """
-    distinct = billing.select(columns).unique().collect(engine="streaming")
-    distinct = distinct.with_columns(decision_key(columns))
     if distinct[KEY].is_duplicated().any():
         return None
     return with_owners(distinct.lazy(), cfg).select(KEY, *OWNER_COLUMNS).collect()
 
 
+def decisions(billing: pl.LazyFrame, cfg: AllocationConfig, columns: list[str]) -> pl.DataFrame | None:
+    distinct = billing.select(columns).unique().collect(engine="streaming")
+    return owner_table(distinct.with_columns(decision_key(columns)), cfg)
+
+
+def _decided(rows: pl.LazyFrame, key: pl.Expr, table: pl.DataFrame) -> pl.LazyFrame:
+    decided = gathered(index_of(key, table[KEY]), table.drop(KEY))
+    return rows.with_columns(decided.alias("__owner")).unnest("__owner")
+
+
+def _dated(billing: pl.LazyFrame) -> pl.LazyFrame:
+    return billing.with_columns(pl.col("ChargePeriodStart").dt.date().alias("day"))
+
+
 def owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
     """``billing`` with ``day``, its direct owner (x_ columns) and its pool (``__pool``)."""
-    dated = billing.with_columns(pl.col("ChargePeriodStart").dt.date().alias("day"))
     columns = decision_columns(cfg, billing.collect_schema())
     table = decisions(billing, cfg, columns)
     if table is None:
-        return with_owners(dated, cfg)
-    decided = gathered(index_of(decision_key(columns), table[KEY]), table.drop(KEY))
-    return dated.with_columns(decided.alias("__owner")).unnest("__owner")
+        return with_owners(_dated(billing), cfg)
+    return _decided(_dated(billing), decision_key(columns), table)
+
+
+def staged_owners(billing: pl.LazyFrame, cfg: AllocationConfig, path: Path) -> pl.LazyFrame:
+    """``owners`` of a period from one pass over its billing rows, which both finds the
+    distinct decision inputs and writes each row's ledger and basis columns with its
+    decision key to ``path``. The later passes read that narrow file: the Tags map is
+    decoded and hashed once, not once per pass."""
+    columns = decision_columns(cfg, billing.collect_schema())
+    keyed = _dated(billing).with_columns(decision_key(columns))
+    kept = narrow_columns(keyed.collect_schema())
+    options: dict[str, Any] = {"engine": "streaming", "compression": "lz4",
+                               "row_group_size": ROW_GROUP_ROWS}
+    distinct, _ = pl.collect_all([keyed.select(*columns, KEY).unique(),
+                                  keyed.select(*kept, KEY).sink_parquet(path, lazy=True, **options)],
+                                 engine="streaming")
+    table = owner_table(distinct, cfg)
+    if table is None:
+        decided = with_owners(_dated(billing), cfg)
+        decided.select(narrow_columns(decided.collect_schema())).sink_parquet(path, **options)
+        return pl.scan_parquet(path)
+    return _decided(pl.scan_parquet(path), pl.col(KEY), table).drop(KEY)
 
 
 # ---- step 3: pool weights (the small global step) ----------------------------------------
@@ -373,9 +411,13 @@ def split_groups(specs: list[PoolSpec]) -> pl.DataFrame:
 
 
 def output_columns(schema: pl.Schema) -> list[str]:
-    focus = [c for c in COLUMN_NAMES if c in schema]
+    """The ledger's columns: what ``allocated/`` keeps of a billing row, its lineage and
+    its allocation. A split row repeats these ~20 columns, not the ~60 of the FOCUS row
+    (the Tags map above all); the rest are read from ``billing/`` by ``x_BillingRow``
+    (models/allocation/ledger.py)."""
+    kept = [c for c in LEDGER_FOCUS if c in schema]
     period = [PERIOD] if PERIOD in schema else []
-    return [*focus, *[c for c in LINEAGE if c in schema], *ALLOCATION_COLUMNS, *period]
+    return [*kept, *[c for c in LINEAGE if c in schema], *ALLOCATION_COLUMNS, *period]
 
 
 def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationConfig) -> pl.LazyFrame:
@@ -389,7 +431,9 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
     """
     schema = owned.collect_schema()
     cols = output_columns(pl.Schema({**schema, **dict.fromkeys(ALLOCATION_COLUMNS, pl.String())}))
-    keyed = owned.with_columns(
+    # Narrow before a pool row is repeated per tenant: repeating wide rows was most of the time.
+    needed = dict.fromkeys([*cols, "day", *OWNER_COLUMNS])
+    keyed = owned.select([c for c in needed if c in schema]).with_columns(
         pl.when(pl.col("__pool").is_in([s.id for s in specs if k in s.keys])).then(pl.col(k))
         .otherwise(None).cast(dtype).alias(alias)
         for k, (alias, dtype) in KEY_COLUMNS.items()
@@ -432,8 +476,18 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
 
 
 def prepare(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
-    return owners(billing.with_row_index("x_BillingRow").with_columns(
-        pl.col("x_BillingRow").cast(pl.Int64)), cfg)
+    """``billing`` with its owners; rows are numbered (``x_BillingRow``) unless the scan
+    numbered them already (per partition: :func:`allocate`)."""
+    if ROW not in billing.collect_schema():
+        billing = billing.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
+    return owners(billing, cfg)
+
+
+def narrow_columns(schema: pl.Schema) -> list[str]:
+    """What the passes after the owners read of a period: the ledger's columns, the
+    basis keys and the owner (those of them in ``schema``)."""
+    wanted = [*LEDGER_FOCUS, *LINEAGE, *BASIS_KEYS, *OWNER_COLUMNS]
+    return [c for c in dict.fromkeys(wanted) if c in schema]
 
 
 def allocate_period(billing: pl.LazyFrame, cfg: AllocationConfig, wh: Warehouse,
@@ -498,13 +552,18 @@ def allocate(wh: Warehouse, state: State, *, periods: list[str] | None = None,
     try:
         with progress("allocating", len(todo)) as step:
             for period in todo:
-                owned = prepare(wh.scan(BILLING, where={PERIOD: period}), cfg)
+                fingerprint = ledger_metadata(wh, period)
+                staged = wh.staging_dir(run_id) / f"owned-{period}.parquet"
+                owned = staged_owners(wh.scan(BILLING, where={PERIOD: period}, row_index=ROW), cfg,
+                                      staged)
                 summary = period_summary(owned)
                 specs = pool_specs(cfg, basis_of(summary), wh, period)
                 # The two branches (whole rows, split rows) each scan the period again: a
                 # shared cached subplan would hold the whole period in memory instead.
                 wh.replace_partition(ALLOCATED, {PERIOD: period}, allocate_lazy(owned, specs, cfg),
-                                     run_id=run_id, optimizations=NO_SHARED_SUBPLANS)
+                                     run_id=run_id, optimizations=NO_SHARED_SUBPLANS,
+                                     metadata=fingerprint)
+                staged.unlink()
                 allocated = wh.scan(ALLOCATED, where={PERIOD: period})
                 wh.replace_partition(CUBE, {PERIOD: period}, cube_frame(allocated), run_id=run_id)
                 before = _sums(summary.lazy().rename({"__billed": "BilledCost",

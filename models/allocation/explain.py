@@ -7,7 +7,7 @@ import polars as pl
 from finops.errors import BadInputError
 from finops.ingest import PERIOD
 from finops.warehouse import Warehouse
-from models.allocation.engine import ALLOCATED
+from models.allocation.ledger import ALLOCATED
 
 
 def _allocated(wh: Warehouse, period: str | None) -> pl.LazyFrame:

@@ -105,6 +105,27 @@ def test_showback_group_by_a_tag(monkeypatch: pytest.MonkeyPatch, org: Path) -> 
         {"acme": 1455.55, "globex": 9292.92, "initech": 8383.83, "(none)": 7474.74})
 
 
+def test_tags_after_billing_is_collected_again_say_to_allocate(monkeypatch: pytest.MonkeyPatch,
+                                                               org: Path) -> None:
+    from finops.ingest import BILLING, PERIOD
+    from finops.warehouse import Warehouse
+    from tests.app.conftest import SOURCE
+
+    wh = Warehouse(org)
+    keys = {"source": SOURCE, PERIOD: "2026-04"}
+    again = wh.scan(BILLING, where=keys).collect().drop(list(keys))
+    wh.replace_partition(BILLING, keys, again.reverse(), run_id="again")
+    wh.drop_staging("again")
+    at = run_app(monkeypatch, org)
+    at.selectbox(key=Keys.GROUP).set_value("tag").run()
+    assert_no_exception(at)
+    warned = " ".join(w.value for w in at.warning)
+    assert "2026-04" in warned and "finops allocate" in warned
+    at = run_app(monkeypatch, org, HEALTH)
+    assert "finops allocate" in " ".join(w.value for w in at.warning)
+    assert any(m.label for m in at.metric)  # the rest of the page is there
+
+
 def test_showback_budgets(monkeypatch: pytest.MonkeyPatch, org: Path, tmp_path: Path) -> None:
     budgets = tmp_path / "budgets.toml"
     budgets.write_text('[[budgets]]\ntenant = "acme"\namount = 2000\n'
