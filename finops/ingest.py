@@ -236,7 +236,7 @@ def ingest_billing(
         periods = sorted(
             good.select(pl.col(PERIOD).unique()).collect(engine="streaming").to_series().to_list()
         )
-        checksums: dict[str, str] = {}
+        checksums: dict[str, str | None] = {}
         with progress(f"writing {source}", len(periods)) as step:
             for period in periods:
                 write = wh.replace_partition(

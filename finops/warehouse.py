@@ -34,7 +34,7 @@ class PartitionWrite:
     keys: tuple[tuple[str, str], ...]
     path: Path
     rows: int
-    checksum: str
+    checksum: str | None  # sha256 of the file, when asked for
 
 
 def _check_value(key: str, value: str) -> str:
@@ -130,9 +130,11 @@ class Warehouse:
     def replace_partition(
         self, dataset: str, keys: Mapping[str, str], data: pl.LazyFrame | pl.DataFrame, *, run_id: str,
         optimizations: pl.QueryOptFlags | None = None, metadata: Mapping[str, str] | None = None,
+        checksum: bool = True,
     ) -> PartitionWrite:
         """Write ``data`` as the partition's new content, atomically replacing the old.
-        ``metadata`` goes into the file's key-value metadata (:meth:`partition_metadata`)."""
+        ``metadata`` goes into the file's key-value metadata (:meth:`partition_metadata`);
+        ``checksum=False`` skips hashing a file nobody records the hash of."""
         target_dir = self.partition_dir(dataset, keys)
         tmp = self.staging_dir(run_id) / f"{dataset.replace('/', '_')}-{uuid.uuid4().hex}.parquet"
         data = data.drop([k for k in keys if k in data.collect_schema().names()])
@@ -146,12 +148,12 @@ class Warehouse:
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()
-        checksum = file_sha256(tmp)
+        digest = file_sha256(tmp) if checksum else None
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / PART_FILE
         os.replace(tmp, target)
         _fsync_dir(target_dir)
-        return PartitionWrite(dataset, tuple(keys.items()), target, int(rows), checksum)
+        return PartitionWrite(dataset, tuple(keys.items()), target, int(rows), digest)
 
     def partition_metadata(self, dataset: str, keys: Mapping[str, str]) -> dict[str, str] | None:
         """The key-value metadata a partition was written with; None if it does not exist."""

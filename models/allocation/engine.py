@@ -163,9 +163,21 @@ def with_owners(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
     )
     pools = [*builtin_pools(cfg),
              *[(condition(p.match, tag_tenant=pl.col("__tag_tenant")), p.id) for p in cfg.pools]]
-    return lf.with_columns(
+    lf = lf.with_columns(
         pl.when(pl.col("x_AllocationMethod").is_null()).then(_chain(pools)).alias("__pool")
+    )
+    # A row that stays whole takes its tenant's team and cost centre from the hierarchy
+    # where neither tag nor rule gave one; a split row takes its new tenant's (split_groups).
+    stays = pl.col("__pool").is_null()
+    return lf.with_columns(
+        pl.when(stays).then(_in_hierarchy(pl.col("x_Team"), cfg.tenant_team())).alias("x_Team"),
+        pl.when(stays).then(_in_hierarchy(pl.col("x_CostCenter"), cfg.tenant_cost_center()))
+        .alias("x_CostCenter"),
     ).drop("__tag_tenant", "__tag_team", "__tag_cc", "__rule")
+
+
+def _in_hierarchy(given: pl.Expr, of_tenant: dict[str, str], tenant: str = "x_Tenant") -> pl.Expr:
+    return pl.coalesce(given, mapped(pl.col(tenant), of_tenant), pl.lit(UNALLOCATED))
 
 
 # What ``with_owners`` decides, and what it reads beyond the columns rules and pools match.
@@ -400,13 +412,18 @@ def combined_weights(specs: list[PoolSpec]) -> pl.DataFrame:
 
 
 SPLIT_GROUP = ["__pool", *[a for a, _ in KEY_COLUMNS.values()]]
-SHARE_FIELDS = ("__share_tenant", "__w", "__lo", "__hi", "__method")
+SHARE_FIELDS = ("__share_tenant", "__share_team", "__share_cc", "__w", "__lo", "__hi", "__method")
 
 
-def split_groups(specs: list[PoolSpec]) -> pl.DataFrame:
+def split_groups(specs: list[PoolSpec], cfg: AllocationConfig) -> pl.DataFrame:
     """One row per split group (a pool and the keys it splits by) with its tenants'
-    shares as a list, in ``combined_weights`` order."""
-    return combined_weights(specs).group_by(SPLIT_GROUP, maintain_order=True).agg(
+    shares as a list, in ``combined_weights`` order, each with the tenant's team and
+    cost centre."""
+    weights = combined_weights(specs).with_columns(
+        _in_hierarchy(pl.lit(None, pl.String), cfg.tenant_team(), "__share_tenant").alias("__share_team"),
+        _in_hierarchy(pl.lit(None, pl.String), cfg.tenant_cost_center(), "__share_tenant")
+        .alias("__share_cc"))
+    return weights.group_by(SPLIT_GROUP, maintain_order=True).agg(
         pl.struct(*SHARE_FIELDS).alias("__shares"))
 
 
@@ -440,7 +457,7 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
     )
     # Each pool row takes its split group's list of shares and becomes one row per share:
     # a lookup and an explode, where a join would copy every wide row through a hash table.
-    groups = split_groups(specs)
+    groups = split_groups(specs, cfg)
     shares = gathered(row_of(SPLIT_GROUP, groups.select(SPLIT_GROUP)), groups.select("__shares"))
     joined = (keyed.with_columns(shares.struct.field("__shares"))
               .explode("__shares").unnest("__shares"))
@@ -452,8 +469,6 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
         upper = (pl.col(name) * pl.col("__hi").cast(share)).cast(MONEY)
         lower = (pl.col(name) * pl.col("__lo").cast(share)).cast(MONEY)
         amounts.append(pl.when(has).then(upper - lower).otherwise(pl.col(name)).cast(MONEY).alias(name))
-    team_of = cfg.tenant_team()
-    cc_of = cfg.tenant_cost_center()
     placed = joined.with_columns(
         *amounts,
         pl.when(has).then(pl.col("__share_tenant")).when(pooled).then(pl.lit(UNALLOCATED))
@@ -463,16 +478,12 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
         pl.when(has).then(pl.col("__pool")).when(pooled).then(pl.col("__pool") + ":no-basis")
         .otherwise(pl.col("x_AllocationRule").fill_null(UNALLOCATED)).alias("x_AllocationRule"),
         pl.when(has).then(pl.col("__w")).otherwise(pl.lit(1.0)).alias("x_AllocationShare"),
-        # A split row's team and cost centre are its new tenant's, from the hierarchy.
-        pl.when(pooled).then(None).otherwise(pl.col("x_Team")).alias("x_Team"),
-        pl.when(pooled).then(None).otherwise(pl.col("x_CostCenter")).alias("x_CostCenter"),
+        pl.when(has).then(pl.col("__share_team")).when(pooled).then(pl.lit(UNALLOCATED))
+        .otherwise(pl.col("x_Team")).alias("x_Team"),
+        pl.when(has).then(pl.col("__share_cc")).when(pooled).then(pl.lit(UNALLOCATED))
+        .otherwise(pl.col("x_CostCenter")).alias("x_CostCenter"),
     )
-    return placed.select(cols).with_columns(
-        pl.coalesce(pl.col("x_Team"), mapped(pl.col("x_Tenant"), team_of),
-                    pl.lit(UNALLOCATED)).alias("x_Team"),
-        pl.coalesce(pl.col("x_CostCenter"), mapped(pl.col("x_Tenant"), cc_of),
-                    pl.lit(UNALLOCATED)).alias("x_CostCenter"),
-    )
+    return placed.select(cols)
 
 
 def prepare(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
@@ -562,10 +573,11 @@ def allocate(wh: Warehouse, state: State, *, periods: list[str] | None = None,
                 # shared cached subplan would hold the whole period in memory instead.
                 wh.replace_partition(ALLOCATED, {PERIOD: period}, allocate_lazy(owned, specs, cfg),
                                      run_id=run_id, optimizations=NO_SHARED_SUBPLANS,
-                                     metadata=fingerprint)
+                                     metadata=fingerprint, checksum=False)
                 staged.unlink()
                 allocated = wh.scan(ALLOCATED, where={PERIOD: period})
-                wh.replace_partition(CUBE, {PERIOD: period}, cube_frame(allocated), run_id=run_id)
+                wh.replace_partition(CUBE, {PERIOD: period}, cube_frame(allocated), run_id=run_id,
+                                     checksum=False)
                 before = _sums(summary.lazy().rename({"__billed": "BilledCost",
                                                       "__effective": "EffectiveCost"}), "__rows")
                 after = _sums(wh.scan(CUBE, where={PERIOD: period}), "rows")

@@ -31,6 +31,7 @@ FINGERPRINT_KEY = "finops.billing_fingerprints"
 ROW = "x_BillingRow"
 SOURCE = "source"
 KEYS = (PERIOD, SOURCE, ROW)
+JOIN_CHUNK_ROWS = 500_000
 
 
 def billing_fingerprints(wh: Warehouse, period: str) -> dict[str, str]:
@@ -100,13 +101,25 @@ def allocated_rows(
     parts = []
     for period in allocated_periods(wh, periods):
         _check_fresh(base, period)
-        billing = base.scan(BILLING, where={PERIOD: period}, row_index=ROW)
-        present = billing.collect_schema().names()
-        parts.append(billing.select(
-            *KEYS, *[pl.col(c) if c in present else pl.lit(None).alias(c) for c in wanted],
-            *[e.alias(n) for n, e in derived.items()]))
+        ledger = wh.scan(ALLOCATED, where={PERIOD: period})
+        for path, keys in base.partition_files(BILLING):
+            if keys.get(PERIOD) != period or SOURCE not in keys:
+                continue
+            billing = base.scan(BILLING, where=keys, row_index=ROW)
+            present = billing.collect_schema().names()
+            billing = billing.select(
+                *KEYS, *[pl.col(c) if c in present else pl.lit(None).alias(c) for c in wanted],
+                *[e.alias(n) for n, e in derived.items()])
+            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+            mine = ledger.filter(pl.col(SOURCE) == keys[SOURCE])
+            # A join holds its build side in memory: a slice of billing rows at a time
+            # bounds that (a whole period of wide rows would not fit), and the ledger,
+            # in billing order, reads only the row groups of each slice.
+            for lo in range(0, rows, JOIN_CHUNK_ROWS):
+                part = mine.filter(pl.col(ROW).is_between(lo, lo + JOIN_CHUNK_ROWS - 1))
+                parts.append(part.join(billing.slice(lo, JOIN_CHUNK_ROWS), on=list(KEYS),
+                                       how="left", maintain_order="left" if ordered else "none"))
     if not parts:
         return lf.with_columns(*[pl.lit(None).alias(c) for c in wanted],
                                *[pl.lit(None).alias(n) for n in derived])
-    return lf.join(pl.concat(parts, how="diagonal_relaxed"), on=list(KEYS), how="left",
-                   maintain_order="left" if ordered else "none")
+    return pl.concat(parts, how="diagonal_relaxed")

@@ -15,7 +15,7 @@ from finops.errors import StageError
 from finops.state import open_state
 from finops.warehouse import Warehouse
 from models.access import View, scoped_warehouse
-from models.allocation import allocate, allocated_rows
+from models.allocation import allocate, allocated_rows, ledger
 from models.allocation.engine import ALLOCATION_COLUMNS, LEDGER_FOCUS, LINEAGE
 from tests.core.cli import finops
 from tests.models.billing_rows import line, write_billing
@@ -62,7 +62,10 @@ def test_a_split_row_repeats_the_ledger_columns_only(home: Path) -> None:
     assert ledger.height == len(ROWS) + 2 + 2
 
 
-def test_billing_columns_come_back_with_their_own_row(home: Path) -> None:
+@pytest.mark.parametrize("chunk", [2, 3, 1_000])
+def test_billing_columns_come_back_with_their_own_row(home: Path, chunk: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger, "JOIN_CHUNK_ROWS", chunk)  # slices of billing, or one
     rows = allocated_rows(Warehouse(home), ["2026-03"],
                           columns=["Tags", "ChargePeriodEnd", "ServiceName"],
                           derived={"env": pl.col("Tags").map.get("env")}).collect()
