@@ -19,7 +19,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -237,12 +237,12 @@ def _day(dataset: str) -> pl.Expr:
 
 
 def _frame(wh: Warehouse, window: Window, dataset: str, groups: Sequence[str] = (),
-           columns: Sequence[str] = (), derived: Mapping[str, pl.Expr] | None = None) -> pl.LazyFrame:
+           columns: Sequence[str] = ()) -> pl.LazyFrame:
     """The window's cube or allocated rows; allocated rows also carry the tag ``groups``
-    and the billing ``columns`` and ``derived`` values the ledger does not keep."""
+    and the billing ``columns`` the ledger does not keep."""
     if dataset == ALLOCATED:
         tags = {g: pl.col("Tags").map.get(g.removeprefix(TAG_PREFIX)) for g in groups if is_tag(g)}
-        lf = allocated_rows(wh, window.periods, columns=columns, derived={**tags, **(derived or {})})
+        lf = allocated_rows(wh, window.periods, columns=columns, derived=tags)
     else:
         lf = wh.scan(dataset, where={PERIOD: list(window.periods)})
     if window.by_day:
@@ -909,10 +909,14 @@ def _freshness(home: str, run_id: str | None, stamp: str | None) -> list[Any]:
 
 @st.cache_data(show_spinner="Measuring tag coverage…", max_entries=16)
 def _tag_coverage(home: str, run_id: str | None, view: View, period: str) -> pl.DataFrame:
-    lf = allocated_rows(_wh(home, view), [period], derived={"key": pl.col("Tags").map.keys()}).filter(
-        pl.col("ChargeCategory") == "Usage").select(
-        "key", "BillingCurrency", pl.col("EffectiveCost").cast(pl.Float64).alias("cost"))
-    total = lf.group_by("BillingCurrency").agg(pl.col("cost").sum().alias("total"))
+    wh = _wh(home, view)
+    usage = pl.col("ChargeCategory") == "Usage"
+    cost = pl.col("EffectiveCost").cast(pl.Float64).alias("cost")
+    # The total needs no billing column: only the tagged side reads tags back.
+    total = (wh.scan(ALLOCATED, where={PERIOD: period}).filter(usage)
+             .group_by("BillingCurrency").agg(cost.sum().alias("total")))
+    lf = (allocated_rows(wh, [period], derived={"key": pl.col("Tags").map.keys()}).filter(usage)
+          .select("key", "BillingCurrency", cost))
     tagged = (lf.explode("key").drop_nulls("key")
               .group_by("key", "BillingCurrency")
               .agg(pl.col("cost").sum().alias("tagged_cost"), pl.len().alias("rows")))

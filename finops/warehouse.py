@@ -138,13 +138,14 @@ class Warehouse:
         target_dir = self.partition_dir(dataset, keys)
         tmp = self.staging_dir(run_id) / f"{dataset.replace('/', '_')}-{uuid.uuid4().hex}.parquet"
         data = data.drop([k for k in keys if k in data.collect_schema().names()])
+        metadata = dict(metadata) if metadata else None
         if isinstance(data, pl.LazyFrame):
             data.sink_parquet(tmp, engine="streaming", statistics=True, row_group_size=ROW_GROUP_ROWS,
                               optimizations=optimizations or pl.QueryOptFlags(),
-                              metadata=dict(metadata) if metadata else None)
+                              metadata=metadata)
         else:
             data.write_parquet(tmp, statistics=True, row_group_size=ROW_GROUP_ROWS,
-                               metadata=dict(metadata) if metadata else None)
+                               metadata=metadata)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from finops.errors import BadInputError
 from finops.focus import COLUMN_NAMES, TAGS
 from finops.ingest import BILLING, PERIOD
 from finops.warehouse import Warehouse
-from models.allocation.ledger import allocated_rows
+from models.allocation.ledger import allocated_parts, allocated_rows
 
 
 class Dataset(StrEnum):
@@ -58,30 +60,60 @@ def _tags_to_json(series: pl.Series) -> pl.Series:
     )
 
 
-def _rows(wh: Warehouse, dataset: Dataset) -> pl.LazyFrame:
-    if dataset == Dataset.billing:
-        return wh.scan(BILLING)
-    # The allocated ledger with the rest of each billing row: a whole FOCUS row per
-    # allocated row, as any FOCUS tool expects.
+# Billing rows of one source joined back per allocated part: a join holds its side of
+# wide FOCUS rows (tags and all) in memory, about 2 KB a row.
+EXPORT_CHUNK_ROWS = 50_000
+
+
+def _allocated_parts(wh: Warehouse) -> tuple[pl.Schema, Iterator[pl.LazyFrame]]:
+    """The allocated ledger with the rest of each billing row, a whole FOCUS row per
+    allocated row as any FOCUS tool expects: its schema, and its rows as queries to run
+    one by one."""
     billing = wh.scan(BILLING).collect_schema().names()
-    return allocated_rows(wh, columns=[c for c in billing if c not in {"source", PERIOD}],
-                          ordered=True)
+    columns = [c for c in billing if c not in {"source", PERIOD}]
+    schema = _ordered(allocated_rows(wh, columns=columns)).collect_schema()
+    return schema, allocated_parts(wh, columns=columns, ordered=True, chunk_rows=EXPORT_CHUNK_ROWS)
+
+
+def _write_parts(schema: pl.Schema, parts: Iterator[pl.LazyFrame], fmt: ExportFormat,
+                 path: Path) -> None:
+    writer: pq.ParquetWriter | None = None
+    with path.open("wb") as fh:
+        for i, part in enumerate(parts):
+            # Each part in the common schema: sources differ in their x_ columns.
+            names = set(part.collect_schema().names())
+            lf = part.select(pl.col(c).cast(t) if c in names else pl.lit(None, t).alias(c)
+                             for c, t in schema.items())
+            if fmt == ExportFormat.csv:
+                _flat(lf).collect(engine="streaming").write_csv(fh, include_header=i == 0)
+                continue
+            table = lf.collect(engine="streaming").to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
 
 
 def export(wh: Warehouse, dataset: Dataset, fmt: ExportFormat, out: Path) -> int:
     if not wh.has_data(dataset.value):
         raise BadInputError(f"no {dataset.value} data in {wh.home}",
                             hint="Collect (and for allocated, allocate) before exporting.")
-    lf = _ordered(_rows(wh, dataset))
+    allocated = _allocated_parts(wh) if dataset == Dataset.allocated else None
     if out.is_dir() or not out.suffix:
         # A folder (existing, or a name without an extension) gets a file named after the data.
         out = out / f"{dataset.value}.{fmt.value}"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    if fmt == ExportFormat.parquet:
-        lf.sink_parquet(tmp, engine="streaming")
-    else:
-        _flat(lf).sink_csv(tmp, engine="streaming")
-    tmp.replace(out)
+    try:
+        if allocated is not None:
+            _write_parts(*allocated, fmt, tmp)
+        elif fmt == ExportFormat.parquet:
+            _ordered(wh.scan(BILLING)).sink_parquet(tmp, engine="streaming")
+        else:
+            _flat(_ordered(wh.scan(BILLING))).sink_csv(tmp, engine="streaming")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return int(pl.scan_parquet(out).select(pl.len()).collect().item()) if fmt == ExportFormat.parquet \
         else int(pl.scan_csv(out, infer_schema=False).select(pl.len()).collect().item())

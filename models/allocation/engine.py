@@ -36,7 +36,7 @@ from finops.progress import progress
 from finops.state import PeriodTotal, State
 from finops.warehouse import ROW_GROUP_ROWS, Warehouse
 from models.allocation.config import AllocationConfig, Pool, load_config
-from models.allocation.ledger import ALLOCATED, ROW, ledger_metadata
+from models.allocation.ledger import ALLOCATED, ROW, SOURCE, ledger_metadata
 from models.allocation.match import FIELDS, condition
 from models.tags import normalise_value
 
@@ -51,7 +51,7 @@ FOLLOW_SCOPE: tuple[str, ...] = ("BillingCurrency", "SubAccountId", "ServiceName
 
 ALLOCATION_COLUMNS = ("x_Tenant", "x_Team", "x_CostCenter", "x_AllocationMethod",
                       "x_AllocationRule", "x_AllocationShare")
-LINEAGE = ("source", "x_SourceFile", "x_SourceRow", "x_BillingRow")
+LINEAGE = (SOURCE, "x_SourceFile", "x_SourceRow", ROW)
 CUBE_DIMENSIONS = ("day", "x_Tenant", "x_Team", "x_CostCenter", "ServiceName", "ServiceCategory",
                    "SubAccountId", "SubAccountName", "ProviderName", "RegionId", "ChargeCategory",
                    "x_AllocationMethod", "BillingCurrency")
@@ -575,6 +575,9 @@ def allocate(wh: Warehouse, state: State, *, periods: list[str] | None = None,
                                      run_id=run_id, optimizations=NO_SHARED_SUBPLANS,
                                      metadata=fingerprint, checksum=False)
                 staged.unlink()
+                if ledger_metadata(wh, period) != fingerprint:
+                    raise StageError(f"billing of {period} was collected again while it was being "
+                                     "allocated", hint="Run `finops allocate` again.")
                 allocated = wh.scan(ALLOCATED, where={PERIOD: period})
                 wh.replace_partition(CUBE, {PERIOD: period}, cube_frame(allocated), run_id=run_id,
                                      checksum=False)

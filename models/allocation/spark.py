@@ -26,6 +26,7 @@ from finops.ingest import PERIOD
 from finops.warehouse import Warehouse
 from models.allocation.config import AllocationConfig
 from models.allocation.engine import BASIS_KEYS, allocate_lazy, direct_basis, owners, pool_specs
+from models.allocation.ledger import ROW
 
 PARTITION = (PERIOD, "SubAccountId")
 
@@ -39,7 +40,7 @@ def _polars(table: pa.Table) -> pl.LazyFrame:
         else pl.col(n).dt.convert_time_zone("UTC")
         for n, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)
     )
-    return frame.lazy().with_row_index("x_BillingRow").with_columns(pl.col("x_BillingRow").cast(pl.Int64))
+    return frame.lazy().with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
 def _basis_schema() -> str:

@@ -4,6 +4,8 @@ x_BillingRow, refused once billing has changed, and exported as whole FOCUS rows
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -66,6 +68,10 @@ def test_a_split_row_repeats_the_ledger_columns_only(home: Path) -> None:
 def test_billing_columns_come_back_with_their_own_row(home: Path, chunk: int,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ledger, "JOIN_CHUNK_ROWS", chunk)  # slices of billing, or one
+    monkeypatch.setattr(ledger, "SLICE_BLOCK", 1)
+    parts = list(ledger.allocated_parts(Warehouse(home), ["2026-03"], columns=["Tags"]))
+    assert "CACHE" not in parts[0].explain()  # one cached scan of billing would hold it all
+    assert len(parts) > 3 if chunk < 4 else len(parts) == 3  # slices, unpaired, other sources
     rows = allocated_rows(Warehouse(home), ["2026-03"],
                           columns=["Tags", "ChargePeriodEnd", "ServiceName"],
                           derived={"env": pl.col("Tags").map.get("env")}).collect()
@@ -157,3 +163,37 @@ def test_a_ledger_without_a_fingerprint_is_refused(home: Path) -> None:
     wh.replace_partition("allocated", {"billing_period": "2026-04"}, old, run_id="old")
     with pytest.raises(StageError, match="older version of finops"):
         allocated_rows(wh, ["2026-04"], columns=["Tags"]).collect()
+
+
+def test_a_rewrite_is_told_by_its_content_not_its_time(home: Path, tmp_path: Path) -> None:
+    wh = Warehouse(home)
+    keys = {"source": "t", "billing_period": "2026-03"}
+    path = wh.partition_dir("billing", keys) / "part-0.parquet"
+    before, stat = pl.read_parquet(path), path.stat()
+    # The same rows written again: the pairing still holds.
+    wh.replace_partition("billing", keys, before, run_id="x")
+    assert allocated_rows(wh, ["2026-03"], columns=["Tags"]).collect().height == 10
+    # One row fewer, with the old modification time: refused all the same.
+    wh.replace_partition("billing", keys, before.tail(-1), run_id="x")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(StageError, match="collected again"):
+        allocated_rows(wh, ["2026-03"], columns=["Tags"]).collect()
+    # A copy of the warehouse (new times, same files) is as fresh as the original.
+    allocate(wh, open_state(home))
+    copy = tmp_path / "copy"
+    shutil.copytree(home, copy, copy_function=shutil.copy)
+    # Without acme's own row the network pool splits between globex and initech only.
+    assert allocated_rows(Warehouse(copy), ["2026-03"], columns=["Tags"]).collect().height == 8
+
+
+def test_no_allocated_row_is_lost_when_billing_cannot_pair_it(home: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    wh = Warehouse(home)
+    wh.delete_partition("billing", {"source": "t", "billing_period": "2026-04"})
+    with pytest.raises(StageError, match="from t was collected again"):
+        allocated_rows(wh, ["2026-04"], columns=["Tags"]).collect()
+    monkeypatch.setattr(ledger, "_check_fresh", lambda wh, period: None)
+    rows = allocated_rows(wh, None, columns=["Tags"]).collect()
+    assert rows.height == Warehouse(home).scan("allocated").select(pl.len()).collect().item()
+    april = rows.filter(pl.col("billing_period") == "2026-04")
+    assert april["EffectiveCost"].to_list() == [Decimal(7)] and april["Tags"].to_list() == [None]
