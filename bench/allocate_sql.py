@@ -125,6 +125,11 @@ def allocation_sql(cfg: AllocationConfig, billing_glob: str, out_dir: str, colum
     parts = ", ".join(f'CAST("{m}" * CAST(share AS DECIMAL(38,12)) AS DECIMAL(38,12)) AS part_{m}'
                       for m in money)
     others = ", ".join(f'"{c}"' for c in columns if c not in money)
+    # What the split reads: the output columns and the owner, not the whole billing row
+    # (materialising 100M wide rows with their tags spilled more than 60 GB).
+    kept = ", ".join(f'"{c}"' for c in dict.fromkeys(
+        [*columns, "PricingCategory", "x_BillingRow", "day", "tag_tenant", "tag_team", "rule_id",
+         "tenant", "pool"]))
     owners = f"""
 CREATE OR REPLACE TEMP TABLE pooled AS
 WITH billing AS (
@@ -141,7 +146,7 @@ WITH billing AS (
 ), pooled AS (
   SELECT *, CASE WHEN tenant IS NULL THEN {_case(pools)} END AS pool FROM direct
 )
-SELECT * FROM pooled
+SELECT {kept} FROM pooled
 """
     split = f"""
 COPY (

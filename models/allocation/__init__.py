@@ -1,11 +1,10 @@
 """Attribution: tags, virtual-tag rules, shared pools and lineage (see engine.py)."""
 
-from models.allocation.config import AllocationConfig, load_config
+from models.allocation.config import UNALLOCATED, AllocationConfig, load_config
 from models.allocation.engine import (
     ALLOCATION_COLUMNS,
     CUBE,
     CUBE_DIMENSIONS,
-    UNALLOCATED,
     AllocationResult,
     PeriodCheck,
     allocate,

@@ -35,6 +35,9 @@ class Team(Strict):
     owners: list[str] = []
 
 
+UNALLOCATED = "unallocated"  # the owner of cost no tag, rule or pool placed
+
+
 class Tenant(Strict):
     id: ID
     name: str | None = None
@@ -168,6 +171,9 @@ class AllocationConfig(Strict):
     def _known_names(self) -> AllocationConfig:
         teams = {t.id for t in self.teams}
         tenants = {t.id for t in self.tenants}
+        if UNALLOCATED in tenants:
+            raise ValueError(f"tenant id {UNALLOCATED!r} is reserved for cost nobody owns; "
+                             "give the tenant another id")
         for tenant in self.tenants:
             if teams and tenant.team and tenant.team not in teams:
                 raise ValueError(f"tenant {tenant.id!r}: unknown team {tenant.team!r}"

@@ -35,14 +35,13 @@ from finops.lookup import gathered, index_of, mapped, row_of
 from finops.progress import progress
 from finops.state import PeriodTotal, State
 from finops.warehouse import ROW_GROUP_ROWS, Warehouse
-from models.allocation.config import AllocationConfig, Pool, load_config
+from models.allocation.config import UNALLOCATED, AllocationConfig, Pool, load_config
 from models.allocation.ledger import ALLOCATED, ROW, SOURCE, ledger_metadata
 from models.allocation.match import FIELDS, condition
 from models.tags import normalise_value
 
 NO_SHARED_SUBPLANS = pl.QueryOptFlags(comm_subplan_elim=False)
 CUBE = "cube"
-UNALLOCATED = "unallocated"
 CENT = Decimal("0.01")
 UNUSED_POOL = "builtin:unused-commitment"
 CREDIT_POOL = "builtin:credits"

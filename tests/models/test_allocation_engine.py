@@ -215,6 +215,10 @@ def test_config_errors_name_file_line_and_near_miss(tmp_path: Path) -> None:
                        "  - {id: r, match: {service: X}, set: {tenant: acm}}\n")
     with pytest.raises(ConfigError, match="Did you mean 'acme'"):
         load_config(unknown)
+    reserved = tmp_path / "reserved.yaml"
+    reserved.write_text("tenants: [{id: acme}, {id: unallocated}]\n")
+    with pytest.raises(ConfigError, match="'unallocated' is reserved"):
+        load_config(reserved)
 
 
 def test_cli_allocate_explain_and_bad_config(home: Path, tmp_path: Path) -> None:
