@@ -13,7 +13,7 @@ from finops.errors import BadInputError
 from finops.focus import COLUMN_NAMES, TAGS
 from finops.ingest import BILLING, PERIOD
 from finops.warehouse import Warehouse
-from models.allocation.ledger import allocated_parts, allocated_rows
+from models.allocation.ledger import ALLOCATED, allocated_parts
 
 
 class Dataset(StrEnum):
@@ -67,11 +67,13 @@ EXPORT_CHUNK_ROWS = 50_000
 
 def _allocated_parts(wh: Warehouse) -> tuple[pl.Schema, Iterator[pl.LazyFrame]]:
     """The allocated ledger with the rest of each billing row, a whole FOCUS row per
-    allocated row as any FOCUS tool expects: its schema, and its rows as queries to run
-    one by one."""
-    billing = wh.scan(BILLING).collect_schema().names()
+    allocated row as any FOCUS tool expects: its schema (the ledger's, then billing's for
+    the columns the ledger lacks), and its rows as queries to run one by one."""
+    billing = wh.scan(BILLING).collect_schema()
+    ledger = wh.scan(ALLOCATED).collect_schema()
     columns = [c for c in billing if c not in {"source", PERIOD}]
-    schema = _ordered(allocated_rows(wh, columns=columns)).collect_schema()
+    joined = {**ledger, **{c: billing[c] for c in columns if c not in ledger}}
+    schema = _ordered(pl.LazyFrame(schema=joined)).collect_schema()
     return schema, allocated_parts(wh, columns=columns, ordered=True, chunk_rows=EXPORT_CHUNK_ROWS)
 
 
@@ -80,14 +82,14 @@ def _write_parts(schema: pl.Schema, parts: Iterator[pl.LazyFrame], fmt: ExportFo
     writer: pq.ParquetWriter | None = None
     with path.open("wb") as fh:
         for i, part in enumerate(parts):
+            frame = part.collect(engine="streaming")
             # Each part in the common schema: sources differ in their x_ columns.
-            names = set(part.collect_schema().names())
-            lf = part.select(pl.col(c).cast(t) if c in names else pl.lit(None, t).alias(c)
-                             for c, t in schema.items())
+            frame = frame.select(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+                                 for c, t in schema.items())
             if fmt == ExportFormat.csv:
-                _flat(lf).collect(engine="streaming").write_csv(fh, include_header=i == 0)
+                _flat(frame.lazy()).collect().write_csv(fh, include_header=i == 0)
                 continue
-            table = lf.collect(engine="streaming").to_arrow()
+            table = frame.to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
             writer.write_table(table)

@@ -448,8 +448,7 @@ def allocate_lazy(owned: pl.LazyFrame, specs: list[PoolSpec], cfg: AllocationCon
     schema = owned.collect_schema()
     cols = output_columns(pl.Schema({**schema, **dict.fromkeys(ALLOCATION_COLUMNS, pl.String())}))
     # Narrow before a pool row is repeated per tenant: repeating wide rows was most of the time.
-    needed = dict.fromkeys([*cols, "day", *OWNER_COLUMNS])
-    keyed = owned.select([c for c in needed if c in schema]).with_columns(
+    keyed = owned.select(narrow_columns(schema)).with_columns(
         pl.when(pl.col("__pool").is_in([s.id for s in specs if k in s.keys])).then(pl.col(k))
         .otherwise(None).cast(dtype).alias(alias)
         for k, (alias, dtype) in KEY_COLUMNS.items()
@@ -496,7 +495,7 @@ def prepare(billing: pl.LazyFrame, cfg: AllocationConfig) -> pl.LazyFrame:
 def narrow_columns(schema: pl.Schema) -> list[str]:
     """What the passes after the owners read of a period: the ledger's columns, the
     basis keys and the owner (those of them in ``schema``)."""
-    wanted = [*LEDGER_FOCUS, *LINEAGE, *BASIS_KEYS, *OWNER_COLUMNS]
+    wanted = [*LEDGER_FOCUS, *LINEAGE, *BASIS_KEYS, *OWNER_COLUMNS, PERIOD]
     return [c for c in dict.fromkeys(wanted) if c in schema]
 
 

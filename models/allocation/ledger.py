@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -37,26 +38,32 @@ JOIN_CHUNK_ROWS = 500_000  # allocated rows per part of a join back to billing
 SLICE_BLOCK = 1_024  # billing rows: the unit parts are cut in
 
 
-def billing_fingerprints(wh: Warehouse, period: str) -> dict[str, str]:
-    """Per source, a fingerprint of its billing file of ``period``: a hash of the file's
-    size and Parquet footer (per row group and column: sizes, offsets, min/max, null
-    counts). Rows changed, added or reordered change it; the same rows written again, or
-    the warehouse copied elsewhere, do not (the pairing still holds). Reading a footer is
-    cheap where hashing gigabytes of billing on every read would not be."""
+def _billing_files(wh: Warehouse, period: str) -> list[tuple[Path, dict[str, str]]]:
+    """Each source's billing file of ``period``, with its partition keys."""
+    return [(path, keys) for path, keys in wh.partition_files(BILLING)
+            if keys.get(PERIOD) == period and SOURCE in keys]
+
+
+def billing_fingerprints(files: Sequence[tuple[Path, Mapping[str, str]]]) -> dict[str, str]:
+    """Per source, a fingerprint of its billing file (:func:`_billing_files`): a hash of the
+    file's size and Parquet footer (per row group and column: sizes, offsets, min/max,
+    null counts). Rows changed, added or reordered change it; the same rows written again,
+    or the warehouse copied elsewhere, do not (the pairing still holds). Reading a footer
+    is cheap where hashing gigabytes of billing on every read would not be."""
     out = {}
-    for path, keys in wh.partition_files(BILLING):
-        if keys.get(PERIOD) == period and SOURCE in keys:
-            footer = json.dumps(pq.read_metadata(path).to_dict(), sort_keys=True, default=str)
-            text = f"{path.stat().st_size}\0{footer}"
-            out[keys[SOURCE]] = hashlib.sha256(text.encode()).hexdigest()
+    for path, keys in files:
+        footer = json.dumps(pq.read_metadata(path).to_dict(), sort_keys=True, default=str)
+        text = f"{path.stat().st_size}\0{footer}"
+        out[keys[SOURCE]] = hashlib.sha256(text.encode()).hexdigest()
     return out
 
 
 def ledger_metadata(wh: Warehouse, period: str) -> dict[str, str]:
-    return {FINGERPRINT_KEY: json.dumps(billing_fingerprints(wh, period), sort_keys=True)}
+    fingerprints = billing_fingerprints(_billing_files(wh, period))
+    return {FINGERPRINT_KEY: json.dumps(fingerprints, sort_keys=True)}
 
 
-def _check_fresh(wh: Warehouse, period: str) -> None:
+def _check_fresh(wh: Warehouse, period: str, files: Sequence[tuple[Path, Mapping[str, str]]]) -> None:
     """Refuses when a source this period was allocated from has been written again (or
     removed) since; a source collected for the first time after it changes nothing."""
     written = (wh.partition_metadata(ALLOCATED, {PERIOD: period}) or {}).get(FINGERPRINT_KEY)
@@ -68,7 +75,7 @@ def _check_fresh(wh: Warehouse, period: str) -> None:
     if not isinstance(recorded, dict):
         raise StageError(f"allocated/{PERIOD}={period} was written by an older version of finops, "
                          "without the fingerprint of its billing rows", hint=hint)
-    now = billing_fingerprints(wh, period)
+    now = billing_fingerprints(files)
     changed = sorted(s for s, fingerprint in recorded.items() if now.get(s) != fingerprint)
     if changed:
         raise StageError(
@@ -77,14 +84,14 @@ def _check_fresh(wh: Warehouse, period: str) -> None:
             "allocated rows", hint=hint)
 
 
-def _billing_slice(path: Path, keys: Mapping[str, str], lo: int, rows: int,
+def _billing_slice(path: Path, keys: Mapping[str, str], present: Sequence[str], lo: int, rows: int,
                    wanted: Sequence[str], derived: Mapping[str, pl.Expr]) -> pl.LazyFrame:
-    """Rows ``lo`` to ``lo + rows`` of one billing file: the join keys, ``wanted`` columns
-    (null where this source lacks one) and ``derived`` values."""
+    """Rows ``lo`` to ``lo + rows`` of one billing file (whose columns are ``present``):
+    the join keys, ``wanted`` columns (null where this source lacks one) and ``derived``
+    values."""
     # Each slice scans with its own n_rows. Identical scans would be merged into one
     # cached scan of the whole file, sliced afterwards: the whole file in memory.
     lf = pl.scan_parquet(path, hive_partitioning=False, n_rows=lo + rows).slice(lo, rows)
-    present = lf.collect_schema().names()
     return lf.with_row_index(ROW, offset=lo).select(
         pl.lit(keys[PERIOD], pl.String).alias(PERIOD), pl.lit(keys[SOURCE], pl.String).alias(SOURCE),
         pl.col(ROW).cast(pl.Int64),
@@ -134,11 +141,8 @@ def allocated_rows(
     :func:`allocated_parts` and collect one part at a time: a join holds its billing
     side in memory, and Polars may run several parts of one query at once.
     """
-    lf = wh.scan(ALLOCATED, where={PERIOD: list(periods)} if periods is not None else None)
     parts = list(allocated_parts(wh, periods, columns=columns, derived=derived, ordered=ordered))
-    if len(parts) == 1:
-        return parts[0]
-    return pl.concat(parts, how="diagonal_relaxed") if parts else lf
+    return parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
 
 
 def allocated_parts(
@@ -152,39 +156,46 @@ def allocated_parts(
 ) -> Iterator[pl.LazyFrame]:
     """:func:`allocated_rows` as a sequence of queries, each joining about ``chunk_rows``
     allocated rows (default ``JOIN_CHUNK_ROWS``) to their slice of one source's billing
-    rows; in ledger order when ``ordered``. Each period's freshness is checked before
-    its parts."""
+    rows; in ledger order when ``ordered``. Every period's freshness is checked here,
+    before any part runs."""
     lf = wh.scan(ALLOCATED, where={PERIOD: list(periods)} if periods is not None else None)
     have = set(lf.collect_schema().names())
     wanted = [c for c in dict.fromkeys(columns) if c not in have]
     derived = dict(derived or {})
     if not wanted and not derived:
-        yield lf
-        return
-    chunk = chunk_rows or JOIN_CHUNK_ROWS
+        return iter([lf])
     # Billing itself is never visible to a scoped viewer: it is read unscoped, and only
     # its columns for the viewer's own allocated rows come through the join.
     base = Warehouse(wh.home)
-    nulls = [*[pl.lit(None).alias(c) for c in wanted], *[pl.lit(None).alias(n) for n in derived]]
+    files = {}
     for period in allocated_periods(wh, periods):
-        _check_fresh(base, period)
+        files[period] = _billing_files(base, period)
+        _check_fresh(base, period, files[period])
+    nulls = [*[pl.lit(None).alias(c) for c in wanted], *[pl.lit(None).alias(n) for n in derived]]
+    if not files:
+        return iter([lf.with_columns(nulls)])
+    return _joined(wh, files, wanted, derived, nulls, "left" if ordered else "none",
+                   chunk_rows or JOIN_CHUNK_ROWS)
+
+
+def _joined(wh: Warehouse, files: Mapping[str, Sequence[tuple[Path, dict[str, str]]]],
+            wanted: Sequence[str], derived: Mapping[str, pl.Expr], nulls: Sequence[pl.Expr],
+            order: Literal["left", "none"], chunk: int) -> Iterator[pl.LazyFrame]:
+    for period, period_files in files.items():
         ledger = wh.scan(ALLOCATED, where={PERIOD: period})
-        sources = []
-        for path, keys in base.partition_files(BILLING):
-            if keys.get(PERIOD) != period or SOURCE not in keys:
-                continue
-            sources.append(keys[SOURCE])
+        for path, keys in period_files:
             mine = ledger.filter(pl.col(SOURCE) == keys[SOURCE])
-            total = pl.scan_parquet(path).select(pl.len()).collect().item()
+            footer = pq.ParquetFile(path)
+            total, present = footer.metadata.num_rows, footer.schema_arrow.names
             # The ledger is in billing order: each slice reads only its row groups.
             for lo, hi in _slices(mine, total, chunk):
                 part = mine.filter(pl.col(ROW).is_between(lo, hi - 1))
-                billing = _billing_slice(path, keys, lo, hi - lo, wanted, derived)
-                yield part.join(billing, on=list(KEYS), how="left",
-                                maintain_order="left" if ordered else "none")
+                billing = _billing_slice(path, keys, present, lo, hi - lo, wanted, derived)
+                yield part.join(billing, on=list(KEYS), how="left", maintain_order=order)
             # No ledger row goes missing, even one the check could not pair: it keeps
             # its cost, without billing columns.
             unpaired = pl.col(ROW).is_null() | (pl.col(ROW) < 0) | (pl.col(ROW) >= total)
             yield mine.filter(unpaired).with_columns(nulls)
+        sources = [keys[SOURCE] for _, keys in period_files]
         yield (ledger.filter(~pl.col(SOURCE).is_in(sources) | pl.col(SOURCE).is_null())
                .with_columns(nulls))
